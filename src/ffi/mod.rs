@@ -1,0 +1,303 @@
+//! The C ABI: the exported functions of `abi.md`, exactly as the legacy library
+//! declared them. This layer only converts pointers, catches panics and turns
+//! results into the ABI's return values and error strings; the work is done in
+//! [`crate::runtime`].
+
+mod boundary;
+mod messages;
+
+use std::ffi::{c_char, c_void, CStr, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::ptr;
+
+use self::boundary::{catch_panic, optional_c_str, optional_slice, optional_slice_mut};
+use self::messages::ThreadMessages;
+use crate::device;
+use crate::error::{CreateError, UNKNOWN_CREATE_ERROR, UNKNOWN_EMBED_ERROR};
+use crate::runtime::{CreateOptions, EmbedRuntime, FallbackSignals, TokenInput};
+
+/// What a handle points to.
+struct Handle {
+    runtime: EmbedRuntime,
+    errors: ThreadMessages,
+}
+
+/// The handle behind a caller's pointer.
+///
+/// # Safety
+/// `handle` is NULL or a pointer returned by `c_embed_runtime_create` and not yet
+/// destroyed.
+unsafe fn handle_ref<'a>(handle: *mut c_void) -> Option<&'a Handle> {
+    // SAFETY: non-NULL handles come from Box::into_raw in create (caller's contract).
+    (!handle.is_null()).then(|| unsafe { &*handle.cast::<Handle>() })
+}
+
+fn create_handle(
+    model_path: Option<&CStr>,
+    requested_device: Option<&CStr>,
+    seq_len: i64,
+    out_dim: i32,
+    threads: i32,
+    strict: i32,
+) -> Result<Box<Handle>, CreateError> {
+    let model_path = model_path
+        .map(|p| Path::new(OsStr::from_bytes(p.to_bytes())))
+        .filter(|p| !p.as_os_str().is_empty())
+        .ok_or_else(|| CreateError::library("model path is empty"))?;
+    let devices = device::plan(requested_device.map(CStr::to_bytes))?;
+    let runtime = EmbedRuntime::create(&CreateOptions {
+        model_path,
+        devices,
+        seq_len,
+        out_dim,
+        threads,
+        strict: strict != 0,
+        fallback_signals: FallbackSignals::ByDevice,
+    })?;
+    Ok(Box::new(Handle {
+        runtime,
+        errors: ThreadMessages::default(),
+    }))
+}
+
+/// Creates an embedding handle: loads ONNX Runtime (first call only), opens the
+/// model on the first device that works, and allocates the handle's pooled buffers.
+///
+/// - `model_path`: path of an ONNX model (NUL-terminated, any bytes but NUL).
+///   NULL or "" fails with "model path is empty".
+/// - `requested_device`: AUTO (NPU, then CUDA, then OpenVINO-GPU, then CPU),
+///   NPU | INTEL_NPU, GPU | CUDA | NVIDIA | NVIDIA_GPU (CUDA, then OpenVINO-GPU),
+///   CPU | HOST; case-insensitive; NULL or "" means AUTO.
+/// - `seq_len`: tokens per call, clamped to at least 8. `embed` reads exactly
+///   this many values from each array, even if the caller asked for fewer than 8.
+/// - `out_dim`: length of the output vector, clamped to at least 1.
+/// - `threads`: ONNX Runtime intra-op threads, clamped to at least 1.
+/// - `strict`: non-zero makes `embed` fail once a CPU-fallback signal was seen on
+///   a non-CPU device.
+///
+/// Returns a handle owned by the caller (free it with `c_embed_runtime_destroy`),
+/// or NULL on failure; then `c_embed_runtime_last_create_error` says why.
+/// The strings are only read during the call.
+///
+/// # Safety
+/// `model_path` and `requested_device` are NULL or NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn c_embed_runtime_create(
+    model_path: *const c_char,
+    requested_device: *const c_char,
+    seq_len: i64,
+    out_dim: i32,
+    threads: i32,
+    strict: i32,
+) -> *mut c_void {
+    catch_panic(ptr::null_mut(), || {
+        // SAFETY: both are NULL or NUL-terminated strings (this function's contract).
+        let (model_path, requested_device) =
+            unsafe { (optional_c_str(model_path), optional_c_str(requested_device)) };
+        let created = catch_panic(Err(None), || {
+            create_handle(
+                model_path,
+                requested_device,
+                seq_len,
+                out_dim,
+                threads,
+                strict,
+            )
+            .map_err(Some)
+        });
+        match created {
+            Ok(handle) => {
+                messages::set_create_error("");
+                Box::into_raw(handle).cast()
+            }
+            Err(error) => {
+                let message =
+                    error.map_or_else(|| UNKNOWN_CREATE_ERROR.to_owned(), |e| e.to_string());
+                messages::set_create_error(&message);
+                ptr::null_mut()
+            }
+        }
+    })
+}
+
+/// Why the last `c_embed_runtime_create` in this process failed ("" after a
+/// success), prefixed `ort_create_error:` (ONNX Runtime), `std_create_error:`
+/// (this library's checks) or `unknown_create_error`.
+///
+/// The string is owned by the library and stays valid until this thread's next
+/// call of this function. Never NULL.
+#[no_mangle]
+pub extern "C" fn c_embed_runtime_last_create_error() -> *const c_char {
+    catch_panic(c"unknown_create_error".as_ptr(), messages::create_error)
+}
+
+/// Embeds one sequence of `seq_len` tokens into `out_vec` (`out_dim` floats):
+/// mean-pools the model's output over the tokens whose mask is > 0, keeps the
+/// first `out_dim` values (zero-padded) and L2-normalises them.
+///
+/// - `input_ids`: `seq_len` token ids; must not be NULL.
+/// - `attention_mask`: `seq_len` values, or NULL for all ones.
+/// - `token_type_ids`: `seq_len` values, or NULL for all zeros.
+/// - `out_vec`: room for `out_dim` floats; must not be NULL. Written only on success.
+///
+/// Returns 1 on success (then `c_embed_runtime_last_error` is ""), 0 on failure
+/// (`handle`, `input_ids` or `out_vec` NULL, or an error `c_embed_runtime_last_error`
+/// describes). Several threads may call this on one handle at once; each gets the
+/// result it would get alone. The arrays are only used during the call.
+///
+/// # Safety
+/// `handle` is NULL or a live handle; each non-NULL array holds at least
+/// `seq_len` (`out_vec`: `out_dim`) elements.
+#[no_mangle]
+pub unsafe extern "C" fn c_embed_runtime_embed(
+    handle: *mut c_void,
+    input_ids: *const i64,
+    attention_mask: *const i64,
+    token_type_ids: *const i64,
+    out_vec: *mut f32,
+) -> i32 {
+    // SAFETY: NULL or a live handle (this function's contract).
+    let Some(handle) = (unsafe { handle_ref(handle) }) else {
+        return 0;
+    };
+    catch_panic(0, || {
+        let runtime = &handle.runtime;
+        let (seq_len, out_dim) = (runtime.seq_len(), runtime.out_dim());
+        // SAFETY: each non-NULL array holds seq_len (out_vec: out_dim) elements
+        // that the caller does not touch during the call (this function's contract).
+        let (ids, mask, token_types, out) = unsafe {
+            (
+                optional_slice(input_ids, seq_len),
+                optional_slice(attention_mask, seq_len),
+                optional_slice(token_type_ids, seq_len),
+                optional_slice_mut(out_vec, out_dim),
+            )
+        };
+        let (Some(ids), Some(out)) = (ids, out) else {
+            handle
+                .errors
+                .set("std_error:input_ids and out_vec must be non-NULL, aligned arrays");
+            return 0;
+        };
+        let tokens = TokenInput {
+            ids,
+            mask,
+            token_types,
+        };
+        match catch_panic(None, || Some(runtime.embed(&tokens, out))) {
+            Some(Ok(())) => {
+                handle.errors.set("");
+                1
+            }
+            Some(Err(error)) => {
+                handle.errors.set(&error.to_string());
+                0
+            }
+            None => {
+                handle.errors.set(UNKNOWN_EMBED_ERROR);
+                0
+            }
+        }
+    })
+}
+
+/// The last embed error of this handle on the calling thread: "" after a success,
+/// else prefixed `ort_error:` (ONNX Runtime), `std_error:` (this library) or
+/// `unknown_error`. NULL handle: "invalid_handle".
+///
+/// The string is owned by the handle and stays valid until this thread's next call
+/// on the same handle (other threads' calls do not affect it), and never past
+/// `c_embed_runtime_destroy`. Never NULL.
+///
+/// # Safety
+/// `handle` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn c_embed_runtime_last_error(handle: *mut c_void) -> *const c_char {
+    catch_panic(c"unknown_error".as_ptr(), || {
+        // SAFETY: NULL or a live handle (this function's contract).
+        match unsafe { handle_ref(handle) } {
+            Some(handle) => handle.errors.get(),
+            None => c"invalid_handle".as_ptr(),
+        }
+    })
+}
+
+/// The device the handle runs on: "NPU", "CUDA", "GPU" (OpenVINO GPU) or "CPU";
+/// "invalid" for a NULL handle. A static string: valid for the life of the process.
+///
+/// # Safety
+/// `handle` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn c_embed_runtime_selected_device(handle: *mut c_void) -> *const c_char {
+    // SAFETY: NULL or a live handle (this function's contract).
+    match unsafe { handle_ref(handle) } {
+        Some(handle) => handle.runtime.device().name().as_ptr(),
+        None => c"invalid".as_ptr(),
+    }
+}
+
+/// 1 if this handle's session logged a CPU-fallback signal (never on the CPU
+/// device), else 0; 0 for a NULL handle. Once set, it stays set.
+///
+/// # Safety
+/// `handle` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn c_embed_runtime_cpu_fallback_detected(handle: *mut c_void) -> i32 {
+    // SAFETY: NULL or a live handle (this function's contract).
+    unsafe { handle_ref(handle) }.map_or(0, |h| i32::from(h.runtime.fallback().detected()))
+}
+
+/// The first CPU-fallback message of this handle (at most 640 bytes), "" if none;
+/// "invalid_handle" for a NULL handle.
+///
+/// The string is owned by the handle and, once set, never changes: it stays valid
+/// until `c_embed_runtime_destroy`. Never NULL.
+///
+/// # Safety
+/// `handle` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn c_embed_runtime_cpu_fallback_detail(handle: *mut c_void) -> *const c_char {
+    // SAFETY: NULL or a live handle (this function's contract).
+    match unsafe { handle_ref(handle) } {
+        Some(handle) => handle.runtime.fallback().detail().as_ptr(),
+        None => c"invalid_handle".as_ptr(),
+    }
+}
+
+/// The effective (clamped) `out_dim`; 0 for a NULL handle.
+///
+/// # Safety
+/// `handle` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn c_embed_runtime_output_dim(handle: *mut c_void) -> i32 {
+    // SAFETY: NULL or a live handle (this function's contract).
+    unsafe { handle_ref(handle) }.map_or(0, |h| h.runtime.out_dim() as i32)
+}
+
+/// The effective (clamped) `seq_len`; 0 for a NULL handle.
+///
+/// # Safety
+/// `handle` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn c_embed_runtime_seq_len(handle: *mut c_void) -> i64 {
+    // SAFETY: NULL or a live handle (this function's contract).
+    unsafe { handle_ref(handle) }.map_or(0, |h| h.runtime.seq_len() as i64)
+}
+
+/// Frees a handle, its session and its buffers. NULL is a no-op. The handle and
+/// every string it returned are invalid afterwards; no other thread may be using
+/// it during the call.
+///
+/// # Safety
+/// `handle` is NULL or a live handle, not used again after this call.
+#[no_mangle]
+pub unsafe extern "C" fn c_embed_runtime_destroy(handle: *mut c_void) {
+    if handle.is_null() {
+        return;
+    }
+    catch_panic((), || {
+        // SAFETY: a live handle from Box::into_raw in create, given up by the caller.
+        drop(unsafe { Box::from_raw(handle.cast::<Handle>()) });
+    });
+}

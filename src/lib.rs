@@ -1,0 +1,21 @@
+//! c_embed_runtime: a drop-in Rust replacement for the C++ `libc_embed_runtime.so`
+//! text-embedding library, over ONNX Runtime.
+//!
+//! - [`ffi`]: the exported C ABI (thin: pointers, panics, error strings).
+//! - [`runtime`]: one handle's runtime, its pooled buffers and the embed hot path.
+//! - [`session`]: opening an ONNX Runtime session on a device.
+//! - [`device`]: requested-device strings and execution providers.
+//! - [`model`]: model checks, input filling and output selection.
+//! - [`pooling`]: mean pooling, folding and normalisation.
+//! - [`fallback`]: CPU-fallback signal detection.
+//! - [`loader`]: finding and loading the ONNX Runtime library.
+
+pub mod device;
+pub mod error;
+pub mod fallback;
+pub mod ffi;
+pub mod loader;
+pub mod model;
+pub mod pooling;
+pub mod runtime;
+pub mod session;

@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Generate small, deterministic BERT-shaped ONNX test models.
+
+Usage: python tools/gen_test_models.py OUT_DIR   (needs onnx + numpy; no torch)
+
+Every model is built by `bert()` around one "tiny BERT" body (vocab 100, hidden H):
+    emb = word_emb[input_ids] + type_emb[token_type_ids] (+ pos_emb[position_ids])
+    h   = tanh(emb @ W1 + b1)
+    m   = float(attention_mask)[..., None]
+    ctx = sum(h*m, axis=1) / (sum(m, axis=1) + 1e-6)   # padding never reaches real tokens
+    out = tanh((h + ctx) @ W2)                          # last_hidden_state [batch, sequence, H]
+Weights are N(0,1)*0.5 from np.random.default_rng(1234); output is byte-identical on rerun.
+
+Valid models
+  tiny_bert               ids, mask, types -> last_hidden_state [b, s, 32]: the baseline.
+  tiny_bert_no_types      ids, mask only: token_type_ids must be optional.
+  tiny_bert_position_ids  + position_ids input (library feeds 0..seq_len-1).
+  tiny_bert_extra_inputs  + extra_ids int64 [b, s] and extra_bias float [1, 32], both added
+                          to emb: the library must zero-fill unknown inputs (known output).
+  tiny_rank2              output `pooled` [b, 32] = tanh(out[:, 0] @ Wp): rank-2 path.
+  tiny_int64_first        outputs ids_copy (int64) then last_hidden_state: first *float*
+                          output must be read, not output 0.
+  tiny_bert_h48           H=48, for out_dim larger/smaller than hidden.
+  tiny_static16           every input dim static [1, 16], output [1, 16, 32].
+  tiny_fallback_marker    tiny_bert plus an unused initializer `npu_cpu_fallback_marker`;
+                          ORT logs a WARNING "Removing initializer 'npu_cpu_fallback_marker'..."
+                          at session creation, which is a CPU-fallback signal by the spec.
+Error-path models (all load and run in onnxruntime CPU)
+  bad_rank1_output        output [b] (rank 1)                  -> unsupported_output_rank
+  bad_rank0_output        output scalar (rank 0)               -> empty_output
+  bad_wide_hidden         output [b, s, 16385] via Expand      -> invalid_hidden_dim
+  bad_int32_extra         + used input extra_int32 int32 [b, s] -> unsupported_input_type
+  bad_no_float_output     only output is int64 (ids copy)      -> no float output
+  bad_empty_output        output [b, 0, 32] (empty Slice)      -> empty_output
+  bad_sequence_input      input_ids + a sequence(float) input  -> input is not a tensor
+"""
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto as TP, helper, numpy_helper
+
+I64, F32, I32 = TP.INT64, TP.FLOAT, TP.INT32
+VOCAB, MAX_POS = 100, 512
+
+
+class Graph:
+    """Tiny graph builder: auto-named nodes, deterministic weights."""
+
+    def __init__(self):
+        self.nodes, self.inits, self.inputs, self.outputs = [], [], [], []
+        self.rng = np.random.default_rng(1234)
+
+    def op(self, op_type, *ins, out=None, **attrs):
+        out = out or f"t{len(self.nodes)}"
+        self.nodes.append(helper.make_node(op_type, list(ins), [out], name=f"{op_type}_{len(self.nodes)}", **attrs))
+        return out
+
+    def const(self, name, value, dtype=np.float32):
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def weight(self, name, *shape):
+        return self.const(name, self.rng.standard_normal(shape) * 0.5)
+
+    def inp(self, name, elem, shape):
+        self.inputs.append(helper.make_tensor_value_info(name, elem, shape))
+        return name
+
+    def out(self, name, elem, shape):
+        self.outputs.append(helper.make_tensor_value_info(name, elem, shape))
+
+    def model(self, name):
+        graph = helper.make_graph(self.nodes, name, self.inputs, self.outputs, self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                                  producer_name="gen_test_models", ir_version=8)
+        onnx.checker.check_model(model)
+        return model
+
+
+def bert(name, H=32, types=True, pos=False, extras=False, int32_extra=False, static=False,
+         head="hidden", ids_first=False, marker=False):
+    g = Graph()
+    dims = [1, 16] if static else ["batch", "sequence"]
+    ids = g.inp("input_ids", I64, dims)
+    mask = g.inp("attention_mask", I64, dims)
+    emb = g.op("Gather", g.weight("word_emb", VOCAB, H), ids)
+    if types:
+        emb = g.op("Add", emb, g.op("Gather", g.weight("type_emb", 2, H), g.inp("token_type_ids", I64, dims)))
+    if pos:
+        emb = g.op("Add", emb, g.op("Gather", g.weight("pos_emb", MAX_POS, H), g.inp("position_ids", I64, dims)))
+    if extras:
+        emb = g.op("Add", emb, g.op("Gather", g.weight("extra_emb", VOCAB, H), g.inp("extra_ids", I64, dims)))
+        emb = g.op("Add", emb, g.inp("extra_bias", F32, [1, H]))
+    ax1, ax2 = g.const("axis1", [1], np.int64), g.const("axis2", [2], np.int64)
+    if int32_extra:  # [b,s] int32 -> per-batch float sum [b,1,1] added to emb
+        s = g.op("ReduceSum", g.op("Cast", g.inp("extra_int32", I32, dims), to=F32), ax1, keepdims=1)
+        emb = g.op("Add", emb, g.op("Unsqueeze", s, ax2))
+    h = g.op("Tanh", g.op("Add", g.op("MatMul", emb, g.weight("W1", H, H)), g.weight("b1", H)))
+    m = g.op("Unsqueeze", g.op("Cast", mask, to=F32), ax2)
+    num = g.op("ReduceSum", g.op("Mul", h, m), ax1, keepdims=1)
+    den = g.op("Add", g.op("ReduceSum", m, ax1, keepdims=1), g.const("eps", 1e-6))
+    ctx = g.op("Div", num, den)
+    hs = "last_hidden_state" if head == "hidden" else None
+    out = g.op("Tanh", g.op("MatMul", g.op("Add", h, ctx), g.weight("W2", H, H)), out=hs)
+    if ids_first:
+        g.out(g.op("Identity", ids, out="ids_copy"), I64, dims)
+    if marker:  # unused initializer: ORT warns "Removing initializer ..." at session creation
+        g.const("npu_cpu_fallback_marker", [1.0])
+    if head == "hidden":
+        g.out(out, F32, dims + [H])
+    elif head == "pooled":
+        tok0 = g.op("Gather", out, g.const("zero", 0, np.int64), axis=1)
+        g.out(g.op("Tanh", g.op("MatMul", tok0, g.weight("Wp", H, H)), out="pooled"), F32, [dims[0], H])
+    elif head == "rank1":
+        g.out(g.op("ReduceSum", out, g.const("axes12", [1, 2], np.int64), keepdims=0, out="scores"), F32, [dims[0]])
+    elif head == "rank0":
+        g.out(g.op("ReduceSum", out, keepdims=0, out="score"), F32, [])
+    elif head == "wide":  # [b,s,1] expanded to [b,s,16385]: no big weights in the file
+        col = g.op("ReduceSum", out, ax2, keepdims=1)
+        g.out(g.op("Expand", col, g.const("wide", [1, 1, 16385], np.int64), out="last_hidden_state"),
+              F32, dims + [16385])
+    elif head == "empty":  # Slice tokens [0:0] -> [b,0,H]
+        z = g.const("zero1", [0], np.int64)
+        g.out(g.op("Slice", out, z, z, ax1, out="last_hidden_state"), F32, [dims[0], 0, H])
+    return g.model(name)
+
+
+def no_float_output():
+    g = Graph()
+    g.out(g.op("Identity", g.inp("input_ids", I64, ["batch", "sequence"]), out="ids_copy"), I64, ["batch", "sequence"])
+    return g.model("bad_no_float_output")
+
+
+def sequence_input():
+    g = Graph()
+    emb = g.op("Gather", g.weight("word_emb", VOCAB, 32), g.inp("input_ids", I64, ["batch", "sequence"]))
+    g.inputs.append(helper.make_tensor_sequence_value_info("seq_input", F32, [1, 32]))
+    first = g.op("SequenceAt", "seq_input", g.const("zero", 0, np.int64))
+    g.out(g.op("Add", emb, first, out="last_hidden_state"), F32, ["batch", "sequence", 32])
+    return g.model("bad_sequence_input")
+
+
+MODELS = {  # name -> bert() options, or a standalone builder
+    "tiny_bert": {},
+    "tiny_bert_no_types": dict(types=False),
+    "tiny_bert_position_ids": dict(pos=True),
+    "tiny_bert_extra_inputs": dict(extras=True),
+    "tiny_rank2": dict(head="pooled"),
+    "tiny_int64_first": dict(ids_first=True),
+    "tiny_bert_h48": dict(H=48),
+    "tiny_static16": dict(static=True),
+    "tiny_fallback_marker": dict(marker=True),
+    "bad_rank1_output": dict(head="rank1"),
+    "bad_rank0_output": dict(head="rank0"),
+    "bad_wide_hidden": dict(head="wide"),
+    "bad_int32_extra": dict(int32_extra=True),
+    "bad_no_float_output": no_float_output,
+    "bad_empty_output": dict(head="empty"),
+    "bad_sequence_input": sequence_input,
+}
+
+
+def main(argv):
+    if len(argv) != 2:
+        sys.exit(f"usage: {argv[0]} OUT_DIR")
+    os.makedirs(argv[1], exist_ok=True)
+    for name, spec in MODELS.items():
+        path = os.path.join(argv[1], name + ".onnx")
+        model = spec() if callable(spec) else bert(name, **spec)
+        data = model.SerializeToString()
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+        print(path)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
