@@ -21,10 +21,13 @@ pub enum OutputLayout {
 
 impl OutputLayout {
     /// Validates an output shape for a handle whose effective length is `seq_len`.
+    ///
+    /// An output with no elements is `empty_output` whatever its rank, checked
+    /// first (as the legacy library did), so a zero token dimension reads as
+    /// empty; `invalid_token_dim` remains for the impossible negative size.
     pub fn from_shape(shape: &[i64], seq_len: usize) -> Result<Self, EmbedError> {
         let rank = shape.len();
-        let empty = shape.iter().any(|&d| d <= 0);
-        if rank == 0 || (empty && rank < 3) {
+        if rank == 0 || shape.contains(&0) {
             return Err(EmbedError::library("empty_output"));
         }
         if rank == 1 {
@@ -41,9 +44,6 @@ impl OutputLayout {
         let token_dim = shape[rank - 2];
         if token_dim <= 0 {
             return Err(EmbedError::library("invalid_token_dim"));
-        }
-        if empty {
-            return Err(EmbedError::library("empty_output"));
         }
         let tokens = seq_len.min(token_dim as usize);
         Ok(Self::Tokens { tokens, hidden })
@@ -107,11 +107,12 @@ mod tests {
     fn shapes_are_validated_with_the_contract_errors() {
         assert_eq!(err(&[]), "std_error:empty_output");
         assert_eq!(err(&[1, 0]), "std_error:empty_output");
-        assert_eq!(err(&[1, 0, 4]), "std_error:invalid_token_dim");
+        assert_eq!(err(&[1, 0, 4]), "std_error:empty_output");
+        assert_eq!(err(&[1, -1, 4]), "std_error:invalid_token_dim");
         assert_eq!(err(&[0, 3, 4]), "std_error:empty_output");
         assert_eq!(err(&[5]), "std_error:unsupported_output_rank");
         assert_eq!(err(&[1, 8, 16_385]), "std_error:invalid_hidden_dim");
-        assert_eq!(err(&[1, 8, 0]), "std_error:invalid_hidden_dim");
+        assert_eq!(err(&[1, 8, -3]), "std_error:invalid_hidden_dim");
         assert_eq!(
             OutputLayout::from_shape(&[1, 128, 384], 8),
             Ok(OutputLayout::Tokens {

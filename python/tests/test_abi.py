@@ -1,0 +1,127 @@
+"""The ABI as the legacy Python host uses it: ctypes prototypes, create, a probe
+embed, the fallback check, errors and the NULL-handle getters."""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+
+import numpy as np
+import pytest
+
+from c_embed_runtime import PROTOTYPES, Embedder, EmbedRuntimeError, Tokenizer
+
+
+def test_every_prototype_is_declared_as_the_spec_says(lib):
+    for name, (restype, argtypes) in PROTOTYPES.items():
+        function = getattr(lib, name)
+        assert function.restype is restype
+        assert function.argtypes == argtypes
+    assert len(PROTOTYPES) == 10
+
+
+def test_legacy_host_flow_on_the_real_model(lib, real_model, tokenizer_json):
+    # Defaults of the legacy host: seq_len 128, out_dim 24, threads 1, strict 1;
+    # after create it probes one embed and checks the fallback flag.
+    tokenize = Tokenizer(tokenizer_json, 128)
+    with Embedder(lib, real_model, "CPU", 128, 24, 1, 1) as embedder:
+        vector = embedder.embed_ids(*tokenize("probe"))
+        assert vector.shape == (24,) and vector.dtype == np.float32
+        assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
+        assert embedder.selected_device == "CPU"
+        assert embedder.cpu_fallback_detected is False
+        assert embedder.cpu_fallback_detail == ""
+        assert embedder.last_error == ""
+
+
+@pytest.mark.parametrize(
+    "device,message",
+    [
+        ("NPU", "std_create_error:OpenVINOExecutionProvider unavailable"),
+        ("intel_npu", "std_create_error:OpenVINOExecutionProvider unavailable"),
+        ("GPU", "std_create_error:CUDAExecutionProvider unavailable | OpenVINO GPU fallback disabled"),
+        ("tpu", "std_create_error:unsupported requested_device (expected AUTO|NPU|GPU|CUDA|CPU)"),
+    ],
+)
+def test_unavailable_devices_fail_with_the_contract_message(lib, test_model, device, message, monkeypatch):
+    monkeypatch.delenv("CDB_EMBED_GPU_ALLOW_OPENVINO_FALLBACK", raising=False)
+    with pytest.raises(EmbedRuntimeError) as failure:
+        Embedder(lib, test_model("tiny_bert"), device)
+    assert str(failure.value) == message
+
+
+@pytest.mark.parametrize("device", [None, "", "auto", "Cpu", "HOST"])
+def test_auto_and_cpu_spellings_end_on_the_cpu(lib, test_model, device):
+    with Embedder(lib, test_model("tiny_bert"), device) as embedder:
+        assert embedder.selected_device == "CPU"
+    assert lib.c_embed_runtime_last_create_error() == b""
+
+
+def test_embed_errors_keep_the_handle_usable(lib, test_model):
+    with Embedder(lib, test_model("tiny_bert"), "CPU", 16, 24) as embedder:
+        good = np.arange(16) % 50
+        with pytest.raises(EmbedRuntimeError, match="^ort_error:"):
+            embedder.embed_ids(np.full(16, 10_000))
+        assert embedder.last_error.startswith("ort_error:")
+        embedder.embed_ids(good)
+        assert embedder.last_error == ""
+
+
+@pytest.mark.parametrize(
+    "model,error",
+    [
+        ("bad_rank1_output", "std_error:unsupported_output_rank"),
+        ("bad_rank0_output", "std_error:empty_output"),
+        ("bad_empty_output", "std_error:empty_output"),
+        ("bad_wide_hidden", "std_error:invalid_hidden_dim"),
+        ("bad_int32_extra", "std_error:unsupported_input_type"),
+    ],
+)
+def test_unusable_outputs_and_inputs_fail_each_embed(lib, test_model, model, error):
+    with Embedder(lib, test_model(model), "CPU", 8, 24) as embedder:
+        for _ in range(2):
+            with pytest.raises(EmbedRuntimeError) as failure:
+                embedder.embed_ids(np.ones(8))
+            assert str(failure.value) == error
+
+
+def test_null_handle_getters(lib):
+    assert lib.c_embed_runtime_last_error(None) == b"invalid_handle"
+    assert lib.c_embed_runtime_selected_device(None) == b"invalid"
+    assert lib.c_embed_runtime_cpu_fallback_detected(None) == 0
+    assert lib.c_embed_runtime_cpu_fallback_detail(None) == b"invalid_handle"
+    assert lib.c_embed_runtime_output_dim(None) == 0
+    assert lib.c_embed_runtime_seq_len(None) == 0
+    out = (ctypes.c_float * 4)()
+    ids = (ctypes.c_int64 * 8)()
+    assert lib.c_embed_runtime_embed(None, ids, None, None, out) == 0
+    lib.c_embed_runtime_destroy(None)
+
+
+def test_two_threads_on_one_handle_get_their_own_results(lib, test_model):
+    inputs = [np.arange(i, i + 32) % 100 for i in range(4)]
+    with Embedder(lib, test_model("tiny_bert"), "CPU", 32, 24) as embedder:
+        expected = [embedder.embed_ids(ids) for ids in inputs]
+        failures = []
+
+        def worker(index):
+            # Each thread uses its own buffers: the raw ABI, not the shared Embedder.
+            ids = np.ascontiguousarray(inputs[index], dtype=np.int64)
+            out = np.zeros(24, np.float32)
+            for _ in range(50):
+                ok = lib.c_embed_runtime_embed(
+                    embedder.handle,
+                    ids.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)),
+                    None,
+                    None,
+                    out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                )
+                if not ok or not np.array_equal(out, expected[index]):
+                    failures.append(index)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []

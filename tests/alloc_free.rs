@@ -1,0 +1,87 @@
+//! The pooled buffers at work: in steady state an embed call makes no Rust heap
+//! allocation (ONNX Runtime's own C++ allocations are not counted: they are the
+//! floor this library cannot remove).
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{real_model, sentence, test_model, Handle};
+
+/// Counts every allocation and reallocation made through Rust's allocator.
+struct CountingAllocator;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+/// Embeds `calls` times over a mix of sentence lengths, with and without a mask
+/// and token types, and returns how many Rust allocations that made.
+fn allocations_over(handle: &Handle, seq_len: usize, vocab: i64, calls: usize) -> usize {
+    let inputs: Vec<_> = (0..8)
+        .map(|i| sentence(seq_len, 3 + i * seq_len / 9, vocab, i as i64))
+        .collect();
+    let types = vec![0i64; seq_len];
+    let mut out = vec![0.0f32; handle.out_dim()];
+    let mut run = |i: usize| {
+        let (ids, mask) = &inputs[i % inputs.len()];
+        let mask = (i % 3 != 0).then_some(mask.as_slice());
+        let types = (i % 2 == 0).then_some(types.as_slice());
+        assert!(
+            handle.embed_into(ids, mask, types, &mut out),
+            "embed {i} failed"
+        );
+    };
+    for i in 0..16 {
+        run(i); // warm-up: first-use allocations (thread handles, ...) happen here
+    }
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    for i in 0..calls {
+        run(i);
+    }
+    ALLOCATIONS.load(Ordering::SeqCst) - before
+}
+
+#[test]
+fn steady_state_embeds_allocate_nothing_on_a_test_model() {
+    let handle = Handle::create(&test_model("tiny_bert_position_ids"), "CPU", 128, 24, 1, 1);
+    assert_eq!(allocations_over(&handle, 128, 100, 1_000), 0);
+}
+
+#[test]
+fn steady_state_embeds_allocate_nothing_on_the_real_model() {
+    // seq_len 32 keeps 1,000 full-length runs of the real model to seconds.
+    let handle = Handle::create(&real_model(), "CPU", 32, 384, 1, 1);
+    assert_eq!(allocations_over(&handle, 32, 30_000, 1_000), 0);
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    // Guards the two tests above against a counter that never counts.
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let v = std::hint::black_box(vec![1u8; 64]);
+    assert!(ALLOCATIONS.load(Ordering::SeqCst) > before);
+    drop(v);
+}

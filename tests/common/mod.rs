@@ -1,0 +1,154 @@
+//! Shared by the integration tests: where the models are, and small wrappers
+//! over the exported functions.
+//!
+//! The tests run a real ONNX Runtime (`ORT_DYLIB_PATH`, set by `make test`) on
+//! models that `make setup` installs or generates.
+
+#![allow(dead_code)] // each test binary uses its own part
+
+use std::ffi::{c_void, CStr, CString};
+use std::path::PathBuf;
+
+use c_embed_runtime::ffi::*;
+
+fn models_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
+/// A generated test model (see tools/gen_test_models.py).
+pub fn test_model(name: &str) -> PathBuf {
+    let path = models_dir().join("test").join(format!("{name}.onnx"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `make setup`",
+        path.display()
+    );
+    path
+}
+
+/// The real default model (all-MiniLM-L6-v2, int8).
+pub fn real_model() -> PathBuf {
+    let path = models_dir().join("all-MiniLM-L6-v2/model.onnx");
+    assert!(
+        path.exists(),
+        "{} is missing: run `make setup`",
+        path.display()
+    );
+    path
+}
+
+pub fn c_string(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+/// Reads a string the library returned.
+pub fn read(ptr: *const std::ffi::c_char) -> String {
+    assert!(!ptr.is_null(), "the library never returns NULL strings");
+    // SAFETY: non-NULL strings from the library are NUL-terminated and valid here.
+    unsafe { CStr::from_ptr(ptr) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// An owned handle, destroyed on drop.
+pub struct Handle(pub *mut c_void);
+
+// SAFETY: the library's handles may be used from any thread (its contract).
+unsafe impl Send for Handle {}
+unsafe impl Sync for Handle {}
+
+impl Handle {
+    pub fn create(
+        model: &std::path::Path,
+        device: &str,
+        seq_len: i64,
+        out_dim: i32,
+        threads: i32,
+        strict: i32,
+    ) -> Self {
+        let model = c_string(model.to_str().unwrap());
+        let device = c_string(device);
+        // SAFETY: valid C strings.
+        let handle = unsafe {
+            c_embed_runtime_create(
+                model.as_ptr(),
+                device.as_ptr(),
+                seq_len,
+                out_dim,
+                threads,
+                strict,
+            )
+        };
+        assert!(
+            !handle.is_null(),
+            "create failed: {}",
+            read(c_embed_runtime_last_create_error())
+        );
+        Self(handle)
+    }
+
+    pub fn out_dim(&self) -> usize {
+        // SAFETY: live handle.
+        unsafe { c_embed_runtime_output_dim(self.0) as usize }
+    }
+
+    /// Embeds and returns the vector, or the handle's error string.
+    pub fn embed(
+        &self,
+        ids: &[i64],
+        mask: Option<&[i64]>,
+        types: Option<&[i64]>,
+    ) -> Result<Vec<f32>, String> {
+        let mut out = vec![0.0f32; self.out_dim()];
+        let ok = self.embed_into(ids, mask, types, &mut out);
+        if ok {
+            Ok(out)
+        } else {
+            // SAFETY: live handle.
+            Err(read(unsafe { c_embed_runtime_last_error(self.0) }))
+        }
+    }
+
+    /// Embeds into `out` without allocating.
+    pub fn embed_into(
+        &self,
+        ids: &[i64],
+        mask: Option<&[i64]>,
+        types: Option<&[i64]>,
+        out: &mut [f32],
+    ) -> bool {
+        let ptr = |a: Option<&[i64]>| a.map_or(std::ptr::null(), <[i64]>::as_ptr);
+        // SAFETY: live handle; arrays of seq_len / out_dim elements.
+        unsafe {
+            c_embed_runtime_embed(
+                self.0,
+                ids.as_ptr(),
+                ptr(mask),
+                ptr(types),
+                out.as_mut_ptr(),
+            ) == 1
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // SAFETY: live handle, not used again.
+        unsafe { c_embed_runtime_destroy(self.0) }
+    }
+}
+
+/// Token ids of a short "sentence": [CLS]-like 1, then `len - 2` ids, then 2, then padding.
+pub fn sentence(seq_len: usize, len: usize, vocab: i64, seed: i64) -> (Vec<i64>, Vec<i64>) {
+    let mut ids = vec![0i64; seq_len];
+    let mut mask = vec![0i64; seq_len];
+    for t in 0..len.min(seq_len) {
+        ids[t] = match t {
+            0 => 1,
+            _ if t + 1 == len => 2,
+            _ => 3 + (seed * 31 + t as i64 * 17) % (vocab - 3),
+        };
+        mask[t] = 1;
+    }
+    (ids, mask)
+}
