@@ -1,0 +1,1044 @@
+/*
+ * test_abi.c: the C harness for libc_embed_runtime, checked against the contract
+ * (abi.md) through the generated header.
+ *
+ *   test_abi MODEL_DIR      MODEL_DIR holds the models of tools/gen_test_models.py
+ *
+ * Runs on a CPU-only machine: NPU and GPU requests are checked as the failures the
+ * contract prescribes when their execution providers are missing. Every failed
+ * check prints file:line and the actual value; the run ends with exactly one line
+ * "N passed, M failed" and exits 1 if M > 0.
+ *
+ * No libm: norms are compared squared, so the plain link line of the Makefile works.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "c_embed_runtime.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
+/* ---- the check framework ------------------------------------------------------ */
+
+static int g_passed;
+static int g_failed;
+/* Names the table row or model a failure belongs to ("" outside tables). */
+static char g_context[256];
+
+/* Where a check was written, so failures inside helpers point at their caller. */
+typedef struct {
+    const char *file;
+    int line;
+} where_t;
+
+#define HERE ((where_t){__FILE__, __LINE__})
+
+static void set_context(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void set_context(const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(g_context, sizeof g_context, fmt, args);
+    va_end(args);
+}
+
+/* Counts one check; on failure prints "file:line: [context] message". */
+static int record(where_t at, int ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int record(where_t at, int ok, const char *fmt, ...)
+{
+    if (ok) {
+        g_passed++;
+        return 1;
+    }
+    g_failed++;
+    fprintf(stderr, "%s:%d: FAIL", at.file, at.line);
+    if (g_context[0] != '\0') {
+        fprintf(stderr, " [%s]", g_context);
+    }
+    fputs(": ", stderr);
+    va_list args;
+    va_start(args, fmt);
+    vfprintf(stderr, fmt, args);
+    va_end(args);
+    fputc('\n', stderr);
+    return 0;
+}
+
+typedef enum { STR_EXACT, STR_PREFIX, STR_CONTAINS } str_match_t;
+
+static int check_str_at(where_t at, str_match_t match, const char *what, const char *actual,
+                        const char *expected)
+{
+    const char *verb = "to be";
+    int ok = actual != NULL;
+    switch (match) {
+    case STR_EXACT: ok = ok && strcmp(actual, expected) == 0; break;
+    case STR_PREFIX:
+        verb = "to start with";
+        ok = ok && strncmp(actual, expected, strlen(expected)) == 0;
+        break;
+    case STR_CONTAINS:
+        verb = "to contain";
+        ok = ok && strstr(actual, expected) != NULL;
+        break;
+    }
+    return record(at, ok, "%s is \"%s\", expected %s \"%s\"", what,
+                  actual != NULL ? actual : "(NULL)", verb, expected);
+}
+
+static int check_int_at(where_t at, const char *what, long long actual, long long expected)
+{
+    return record(at, actual == expected, "%s is %lld, expected %lld", what, actual, expected);
+}
+
+#define CHECK(cond) record(HERE, (cond) != 0, "%s", #cond)
+#define CHECK_INT(actual, expected) \
+    check_int_at(HERE, #actual, (long long)(actual), (long long)(expected))
+#define CHECK_STR(actual, expected) check_str_at(HERE, STR_EXACT, #actual, (actual), (expected))
+#define CHECK_PREFIX(actual, prefix) check_str_at(HERE, STR_PREFIX, #actual, (actual), (prefix))
+#define CHECK_CONTAINS(actual, needle) check_str_at(HERE, STR_CONTAINS, #actual, (actual), (needle))
+
+/* ---- test data ---------------------------------------------------------------- */
+
+#define GATE_ENV "CDB_EMBED_GPU_ALLOW_OPENVINO_FALLBACK"
+#define UNSUPPORTED_DEVICE \
+    "std_create_error:unsupported requested_device (expected AUTO|NPU|GPU|CUDA|CPU)"
+#define NPU_UNAVAILABLE "std_create_error:OpenVINOExecutionProvider unavailable"
+#define GPU_GATE_OFF \
+    "std_create_error:CUDAExecutionProvider unavailable | OpenVINO GPU fallback disabled"
+#define GPU_GATE_ON \
+    "std_create_error:CUDAExecutionProvider unavailable | OpenVINOExecutionProvider unavailable"
+
+enum { SEQ = 16, VALID = 10, VOCAB = 100, THREAD_CALLS = 200 };
+
+/* Fills out_vec before each call: embed writes it only on success. */
+static const float SENTINEL = -777.0f;
+
+static const char *g_model_dir;
+
+static void model_path(char *buf, size_t size, const char *name)
+{
+    snprintf(buf, size, "%s/%s", g_model_dir, name);
+}
+
+static void *xmalloc(size_t size)
+{
+    void *p = malloc(size);
+    if (p == NULL) {
+        fputs("out of memory\n", stderr);
+        exit(2);
+    }
+    return p;
+}
+
+/*
+ * Arrays are allocated with exactly the length the library may touch, so that an
+ * ASan build catches any read or write past seq_len (out_vec: past out_dim).
+ */
+
+/* n in-vocabulary ids (1..VOCAB-1), varied by seed; token 0 is always 1 ("[CLS]"). */
+static int64_t *make_ids(size_t n, unsigned seed)
+{
+    int64_t *ids = xmalloc(n * sizeof *ids);
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = i == 0 ? 1 : (int64_t)(1 + (seed * 37u + i * 11u) % (VOCAB - 1));
+    }
+    return ids;
+}
+
+/* n values, the first `ones` of them 1 and the rest 0. */
+static int64_t *make_mask(size_t n, size_t ones)
+{
+    int64_t *mask = xmalloc(n * sizeof *mask);
+    for (size_t i = 0; i < n; i++) {
+        mask[i] = i < ones ? 1 : 0;
+    }
+    return mask;
+}
+
+static int64_t *make_filled(size_t n, int64_t value)
+{
+    int64_t *values = xmalloc(n * sizeof *values);
+    for (size_t i = 0; i < n; i++) {
+        values[i] = value;
+    }
+    return values;
+}
+
+static float *new_vec(size_t n)
+{
+    float *v = xmalloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        v[i] = SENTINEL;
+    }
+    return v;
+}
+
+static int is_untouched(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (memcmp(&v[i], &SENTINEL, sizeof SENTINEL) != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int same_bits(const float *a, const float *b, size_t n)
+{
+    return memcmp(a, b, n * sizeof *a) == 0;
+}
+
+static double abs_d(double x)
+{
+    return x < 0 ? -x : x;
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = abs_d((double)a[i] - (double)b[i]);
+        worst = d > worst ? d : worst;
+    }
+    return worst;
+}
+
+static double norm_sq(const float *v, size_t n)
+{
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        sum += (double)v[i] * (double)v[i];
+    }
+    return sum;
+}
+
+/* The L2 norm is within 1e-5 of 1 (compared squared: no libm). */
+static void check_unit_at(where_t at, const float *v, size_t n)
+{
+    double sq = norm_sq(v, n);
+    record(at, sq >= (1 - 1e-5) * (1 - 1e-5) && sq <= (1 + 1e-5) * (1 + 1e-5),
+           "squared L2 norm is %.9g, expected 1 (norm within 1e-5)", sq);
+}
+
+#define CHECK_UNIT(v, n) check_unit_at(HERE, (v), (n))
+
+/* ---- handle helpers ------------------------------------------------------------ */
+
+static void gate(const char *value)
+{
+    if (value == NULL) {
+        unsetenv(GATE_ENV);
+    } else {
+        setenv(GATE_ENV, value, 1);
+    }
+}
+
+/* Creates a handle on a test model; a failure is a failed check (with the reason). */
+static void *open_at(where_t at, const char *name, const char *device, int64_t seq_len,
+                     int32_t out_dim, int32_t threads, int32_t strict)
+{
+    char path[4096];
+    model_path(path, sizeof path, name);
+    void *h = c_embed_runtime_create(path, device, seq_len, out_dim, threads, strict);
+    const char *error = c_embed_runtime_last_create_error();
+    record(at, h != NULL, "create(%s, %s) failed: \"%s\"", name, device ? device : "NULL",
+           error ? error : "(NULL)");
+    if (h != NULL) {
+        check_str_at(at, STR_EXACT, "last_create_error after a success", error, "");
+    }
+    return h;
+}
+
+/* The common case: CPU, one thread, strict (as the Python caller). */
+#define OPEN(name, seq_len, out_dim) open_at(HERE, (name), "CPU", (seq_len), (out_dim), 1, 1)
+
+static size_t out_dim_of(void *h)
+{
+    return (size_t)c_embed_runtime_output_dim(h);
+}
+
+/*
+ * Embeds and checks the call succeeded (returns 1, last_error ""). Returns the
+ * vector (out_dim floats, SENTINEL-filled if the call failed); free() it.
+ */
+static float *embed_at(where_t at, void *h, const int64_t *ids, const int64_t *mask,
+                       const int64_t *types)
+{
+    float *out = new_vec(out_dim_of(h));
+    int32_t rc = c_embed_runtime_embed(h, ids, mask, types, out);
+    if (!record(at, rc == 1, "embed returned %d (last_error \"%s\")", rc,
+                c_embed_runtime_last_error(h))) {
+        return out;
+    }
+    check_str_at(at, STR_EXACT, "last_error after a success", c_embed_runtime_last_error(h), "");
+    return out;
+}
+
+#define EMBED(h, ids, mask, types) embed_at(HERE, (h), (ids), (mask), (types))
+
+/* Embeds, expecting failure: returns 0, last_error matches, out_vec untouched. */
+static void embed_fails_at(where_t at, void *h, const int64_t *ids, const int64_t *mask,
+                           str_match_t match, const char *expected)
+{
+    size_t n = out_dim_of(h);
+    float *out = new_vec(n);
+    check_int_at(at, "embed return", c_embed_runtime_embed(h, ids, mask, NULL, out), 0);
+    check_str_at(at, match, "last_error", c_embed_runtime_last_error(h), expected);
+    record(at, is_untouched(out, n), "out_vec was written by a failed embed");
+    free(out);
+}
+
+#define EMBED_FAILS(h, ids, mask, match, expected) \
+    embed_fails_at(HERE, (h), (ids), (mask), (match), (expected))
+
+/* ---- tests: create ------------------------------------------------------------- */
+
+#if defined(__SANITIZE_ADDRESS__)
+/* The sanitizer build must really run under ASan, or its clean run proves nothing. */
+static void test_sanitizer_is_linked(void)
+{
+    char *block = xmalloc(8);
+    CHECK(__asan_address_is_poisoned(block + 8));
+    free(block);
+}
+#endif
+
+/* One "create must fail with this message" case. */
+typedef struct {
+    const char *what;
+    const char *model;    /* file in the model directory, or NULL: pass raw_path */
+    const char *raw_path; /* used when model is NULL; may itself be NULL */
+    const char *device;
+    const char *gate;     /* CDB_EMBED_GPU_ALLOW_OPENVINO_FALLBACK, NULL: unset */
+    str_match_t match;
+    const char *expected;
+    const char *also_contains; /* optional second check on the message */
+} create_fail_case;
+
+static void expect_create_error(const create_fail_case *c)
+{
+    char path[4096];
+    const char *arg = c->raw_path;
+    if (c->model != NULL) {
+        model_path(path, sizeof path, c->model);
+        arg = path;
+    }
+    set_context("%s", c->what);
+    gate(c->gate);
+    void *h = c_embed_runtime_create(arg, c->device, SEQ, 24, 1, 1);
+    const char *error = c_embed_runtime_last_create_error();
+    CHECK(h == NULL);
+    check_str_at(HERE, c->match, "last_create_error", error, c->expected);
+    if (c->also_contains != NULL) {
+        CHECK_CONTAINS(error, c->also_contains);
+    }
+    c_embed_runtime_destroy(h); /* NULL unless the check above failed */
+    gate(NULL);
+    set_context("%s", "");
+}
+
+/* Writes `size` pseudo-random bytes to a new temporary file; returns its path. */
+static void write_garbage_file(char *path, size_t path_size, size_t size)
+{
+    snprintf(path, path_size, "/tmp/c_embed_garbage_XXXXXX");
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        perror("mkstemp");
+        exit(2);
+    }
+    uint32_t state = 0x2545F491u;
+    for (size_t i = 0; i < size; i++) {
+        state = state * 1664525u + 1013904223u;
+        unsigned char byte = (unsigned char)(state >> 24);
+        if (write(fd, &byte, 1) != 1) {
+            perror("write");
+            exit(2);
+        }
+    }
+    close(fd);
+}
+
+static void test_create_errors(void)
+{
+    char missing[4096], garbage[4096], empty[4096];
+    model_path(missing, sizeof missing, "does_not_exist.onnx");
+    write_garbage_file(garbage, sizeof garbage, 4096);
+    write_garbage_file(empty, sizeof empty, 0);
+
+    const create_fail_case cases[] = {
+        {"NULL model path", NULL, NULL, "CPU", NULL, STR_EXACT,
+         "std_create_error:model path is empty", NULL},
+        {"empty model path", NULL, "", "CPU", NULL, STR_EXACT,
+         "std_create_error:model path is empty", NULL},
+        {"empty path beats a bad device", NULL, "", "TPU", NULL, STR_EXACT,
+         "std_create_error:model path is empty", NULL},
+        {"nonexistent model", NULL, missing, "CPU", NULL, STR_PREFIX, "std_create_error:",
+         "does_not_exist.onnx"},
+        {"directory as model", NULL, g_model_dir, "CPU", NULL, STR_PREFIX, "std_create_error:",
+         "directory"},
+        {"garbage model file", NULL, garbage, "CPU", NULL, STR_PREFIX, "ort_create_error:", NULL},
+        {"empty model file", NULL, empty, "CPU", NULL, STR_PREFIX, "ort_create_error:", NULL},
+        {"device TPU", "tiny_bert.onnx", NULL, "TPU", NULL, STR_EXACT, UNSUPPORTED_DEVICE, NULL},
+        {"device GPU0", "tiny_bert.onnx", NULL, "GPU0", NULL, STR_EXACT, UNSUPPORTED_DEVICE, NULL},
+        {"device ' cpu'", "tiny_bert.onnx", NULL, " cpu", NULL, STR_EXACT, UNSUPPORTED_DEVICE,
+         NULL},
+        {"device 'CPU,NPU'", "tiny_bert.onnx", NULL, "CPU,NPU", NULL, STR_EXACT,
+         UNSUPPORTED_DEVICE, NULL},
+        {"device NPU", "tiny_bert.onnx", NULL, "NPU", NULL, STR_EXACT, NPU_UNAVAILABLE, NULL},
+        {"device npu", "tiny_bert.onnx", NULL, "npu", NULL, STR_EXACT, NPU_UNAVAILABLE, NULL},
+        {"device Intel_NPU", "tiny_bert.onnx", NULL, "Intel_NPU", NULL, STR_EXACT,
+         NPU_UNAVAILABLE, NULL},
+        {"NPU ignores the GPU gate", "tiny_bert.onnx", NULL, "NPU", "1", STR_EXACT,
+         NPU_UNAVAILABLE, NULL},
+        {"device GPU, gate unset", "tiny_bert.onnx", NULL, "GPU", NULL, STR_EXACT, GPU_GATE_OFF,
+         NULL},
+        {"device cuda, gate unset", "tiny_bert.onnx", NULL, "cuda", NULL, STR_EXACT, GPU_GATE_OFF,
+         NULL},
+        {"device Nvidia, gate unset", "tiny_bert.onnx", NULL, "Nvidia", NULL, STR_EXACT,
+         GPU_GATE_OFF, NULL},
+        {"device NVIDIA_GPU, gate unset", "tiny_bert.onnx", NULL, "NVIDIA_GPU", NULL, STR_EXACT,
+         GPU_GATE_OFF, NULL},
+        {"device GPU, gate 0", "tiny_bert.onnx", NULL, "GPU", "0", STR_EXACT, GPU_GATE_OFF, NULL},
+        {"device GPU, gate empty", "tiny_bert.onnx", NULL, "GPU", "", STR_EXACT, GPU_GATE_OFF,
+         NULL},
+        {"device GPU, gate 'enable'", "tiny_bert.onnx", NULL, "GPU", "enable", STR_EXACT,
+         GPU_GATE_OFF, NULL},
+        {"device GPU, gate 1", "tiny_bert.onnx", NULL, "GPU", "1", STR_EXACT, GPU_GATE_ON, NULL},
+        {"device gpu, gate TRUE", "tiny_bert.onnx", NULL, "gpu", "TRUE", STR_EXACT, GPU_GATE_ON,
+         NULL},
+        {"device CUDA, gate Yes", "tiny_bert.onnx", NULL, "CUDA", "Yes", STR_EXACT, GPU_GATE_ON,
+         NULL},
+        {"device nvidia, gate on", "tiny_bert.onnx", NULL, "nvidia", "on", STR_EXACT, GPU_GATE_ON,
+         NULL},
+        {"model without float output", "bad_no_float_output.onnx", NULL, "CPU", NULL, STR_PREFIX,
+         "std_create_error:", "float"},
+        {"model with a sequence input", "bad_sequence_input.onnx", NULL, "CPU", NULL, STR_PREFIX,
+         "std_create_error:", "not a tensor"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        expect_create_error(&cases[i]);
+    }
+    unlink(garbage);
+    unlink(empty);
+}
+
+/* Case-insensitive device strings that end on the CPU here; NULL and "" mean AUTO. */
+static void test_devices_that_reach_the_cpu(void)
+{
+    static const struct {
+        const char *device;
+        const char *gate;
+    } cases[] = {
+        {"CPU", NULL},  {"cpu", NULL},  {"Cpu", NULL},  {"HOST", NULL}, {"Host", NULL},
+        {"host", NULL}, {"AUTO", NULL}, {"auto", NULL}, {"Auto", NULL}, {NULL, NULL},
+        {"", NULL},     {"AUTO", "1"},  {NULL, "on"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        set_context("device %s, gate %s", cases[i].device ? cases[i].device : "NULL",
+                    cases[i].gate ? cases[i].gate : "unset");
+        gate(cases[i].gate);
+        void *h = open_at(HERE, "tiny_bert.onnx", cases[i].device, SEQ, 24, 1, 1);
+        CHECK_STR(c_embed_runtime_selected_device(h), "CPU");
+        c_embed_runtime_destroy(h);
+        gate(NULL);
+    }
+    set_context("%s", "");
+}
+
+/* After a failure, a success resets last_create_error to "" (and returns it twice). */
+static void test_last_create_error_reset(void)
+{
+    CHECK(c_embed_runtime_create(NULL, "CPU", SEQ, 24, 1, 1) == NULL);
+    CHECK_STR(c_embed_runtime_last_create_error(), "std_create_error:model path is empty");
+    CHECK_STR(c_embed_runtime_last_create_error(), "std_create_error:model path is empty");
+    void *h = OPEN("tiny_bert.onnx", SEQ, 24);
+    CHECK_STR(c_embed_runtime_last_create_error(), "");
+    CHECK_STR(c_embed_runtime_last_create_error(), "");
+    c_embed_runtime_destroy(h);
+}
+
+static void *failing_create(void *unused)
+{
+    (void)unused;
+    return c_embed_runtime_create("", "CPU", SEQ, 24, 1, 1);
+}
+
+/* last_create_error is process-global: a failure on another thread shows here. */
+static void test_last_create_error_is_process_global(void)
+{
+    void *h = OPEN("tiny_bert.onnx", SEQ, 24);
+    pthread_t thread;
+    void *created = &thread;
+    CHECK_INT(pthread_create(&thread, NULL, failing_create, NULL), 0);
+    CHECK_INT(pthread_join(thread, &created), 0);
+    CHECK(created == NULL);
+    CHECK_STR(c_embed_runtime_last_create_error(), "std_create_error:model path is empty");
+    c_embed_runtime_destroy(h);
+}
+
+/* seq_len >= 8, out_dim >= 1, threads >= 1; the getters return the clamped values. */
+static void test_clamps(void)
+{
+    static const struct {
+        int64_t seq_len;
+        int32_t out_dim;
+        int32_t threads;
+        int64_t want_seq_len;
+        int32_t want_out_dim;
+    } cases[] = {
+        {1, 0, -5, 8, 1},      {0, -3, 0, 8, 1},     {-100, 1, 1, 8, 1},
+        {INT64_MIN, INT32_MIN, INT32_MIN, 8, 1},     {7, 24, 2, 8, 24},
+        {8, 32, 1, 8, 32},     {9, 40, 3, 9, 40},    {128, 24, 1, 128, 24},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        set_context("seq_len %lld, out_dim %d, threads %d", (long long)cases[i].seq_len,
+                    (int)cases[i].out_dim, (int)cases[i].threads);
+        void *h = open_at(HERE, "tiny_bert.onnx", "CPU", cases[i].seq_len, cases[i].out_dim,
+                          cases[i].threads, 1);
+        CHECK_INT(c_embed_runtime_seq_len(h), cases[i].want_seq_len);
+        CHECK_INT(c_embed_runtime_output_dim(h), cases[i].want_out_dim);
+        /* The arrays hold exactly the clamped seq_len (ASan checks nothing more is read). */
+        size_t n = (size_t)cases[i].want_seq_len;
+        int64_t *ids = make_ids(n, 3), *mask = make_mask(n, n / 2), *types = make_filled(n, 0);
+        float *v = EMBED(h, ids, mask, types);
+        CHECK_UNIT(v, out_dim_of(h));
+        free(v);
+        free(ids);
+        free(mask);
+        free(types);
+        c_embed_runtime_destroy(h);
+    }
+    set_context("%s", "");
+}
+
+/* Many create/destroy cycles: nothing may pile up (LeakSanitizer watches). */
+static void test_create_destroy_cycles(void)
+{
+    int64_t *ids = make_ids(SEQ, 4);
+    for (int i = 0; i < 10; i++) {
+        void *h = OPEN(i % 2 ? "tiny_bert.onnx" : "tiny_rank2.onnx", SEQ, 24);
+        free(EMBED(h, ids, NULL, NULL));
+        c_embed_runtime_destroy(h);
+    }
+    free(ids);
+}
+
+/* ---- tests: NULL handles and NULL arguments ------------------------------------ */
+
+static void test_null_handle(void)
+{
+    CHECK_STR(c_embed_runtime_last_error(NULL), "invalid_handle");
+    CHECK_STR(c_embed_runtime_selected_device(NULL), "invalid");
+    CHECK_INT(c_embed_runtime_cpu_fallback_detected(NULL), 0);
+    CHECK_STR(c_embed_runtime_cpu_fallback_detail(NULL), "invalid_handle");
+    CHECK_INT(c_embed_runtime_output_dim(NULL), 0);
+    CHECK_INT(c_embed_runtime_seq_len(NULL), 0);
+    c_embed_runtime_destroy(NULL); /* a no-op: reaching the next line is the check */
+    CHECK(1);
+
+    int64_t *ids = make_ids(SEQ, 1);
+    float *out = new_vec(24);
+    CHECK_INT(c_embed_runtime_embed(NULL, ids, NULL, NULL, out), 0);
+    CHECK_INT(c_embed_runtime_embed(NULL, NULL, NULL, NULL, NULL), 0);
+    CHECK(is_untouched(out, 24));
+    free(out);
+    free(ids);
+}
+
+/* NULL input_ids or out_vec: 0 and a std_error; the handle keeps working. */
+static void test_embed_null_arrays(void)
+{
+    void *h = OPEN("tiny_bert.onnx", SEQ, 24);
+    int64_t *ids = make_ids(SEQ, 1), *mask = make_mask(SEQ, VALID);
+    CHECK_STR(c_embed_runtime_last_error(h), ""); /* nothing failed yet */
+    EMBED_FAILS(h, NULL, mask, STR_PREFIX, "std_error:");
+    CHECK_INT(c_embed_runtime_embed(h, ids, mask, NULL, NULL), 0);
+    CHECK_PREFIX(c_embed_runtime_last_error(h), "std_error:");
+    CHECK_INT(c_embed_runtime_embed(h, NULL, NULL, NULL, NULL), 0);
+    free(EMBED(h, ids, mask, NULL)); /* and last_error is "" again */
+    free(ids);
+    free(mask);
+    c_embed_runtime_destroy(h);
+}
+
+/* A NULL mask is an all-ones mask; NULL token types are all zeros (bit for bit). */
+static void test_optional_arrays_defaults(void)
+{
+    void *h = OPEN("tiny_bert.onnx", SEQ, 32);
+    int64_t *ids = make_ids(SEQ, 2), *ones = make_filled(SEQ, 1), *zeros = make_filled(SEQ, 0);
+    int64_t *mask = make_mask(SEQ, VALID), *types = make_mask(SEQ, 4);
+    float *null_mask = EMBED(h, ids, NULL, zeros), *ones_mask = EMBED(h, ids, ones, zeros);
+    float *null_types = EMBED(h, ids, mask, NULL), *zero_types = EMBED(h, ids, mask, zeros);
+    float *other_types = EMBED(h, ids, mask, types);
+    CHECK(same_bits(null_mask, ones_mask, 32));
+    CHECK(same_bits(null_types, zero_types, 32));
+    /* ...and the arrays are really fed: other values give other vectors. */
+    CHECK(max_abs_diff(null_mask, zero_types, 32) > 1e-4);
+    CHECK(max_abs_diff(other_types, zero_types, 32) > 1e-4);
+    free(null_mask);
+    free(ones_mask);
+    free(null_types);
+    free(zero_types);
+    free(other_types);
+    free(ids);
+    free(ones);
+    free(zeros);
+    free(mask);
+    free(types);
+    c_embed_runtime_destroy(h);
+}
+
+/* ---- tests: pooling, folding, normalisation ------------------------------------ */
+
+/* out_dim > hidden pads zeros after the hidden values; out_dim < hidden truncates. */
+static void test_fold_to_out_dim(void)
+{
+    void *h32 = OPEN("tiny_bert.onnx", SEQ, 32);
+    void *h40 = OPEN("tiny_bert.onnx", SEQ, 40);
+    void *h8 = OPEN("tiny_bert.onnx", SEQ, 8);
+    void *h1 = OPEN("tiny_bert.onnx", SEQ, 1);
+    int64_t *ids = make_ids(SEQ, 5), *mask = make_mask(SEQ, VALID);
+    float *v32 = EMBED(h32, ids, mask, NULL), *v40 = EMBED(h40, ids, mask, NULL);
+    float *v8 = EMBED(h8, ids, mask, NULL), *v1 = EMBED(h1, ids, mask, NULL);
+    CHECK_UNIT(v32, 32);
+    CHECK_UNIT(v40, 40);
+    CHECK_UNIT(v8, 8);
+    CHECK_UNIT(v1, 1);
+
+    /* Padding: the same norm, so the first 32 values are v32's exactly. */
+    CHECK(same_bits(v40, v32, 32));
+    int padded_zeros = 1;
+    for (size_t i = 32; i < 40; i++) {
+        padded_zeros &= v40[i] == 0.0f;
+    }
+    CHECK(padded_zeros);
+
+    /* Truncation: v8 is v32's first 8 values renormalised, i.e. v32[i] = k * v8[i]. */
+    double k = 0;
+    for (size_t i = 0; i < 8; i++) {
+        k += (double)v32[i] * (double)v8[i];
+    }
+    double worst = 0;
+    for (size_t i = 0; i < 8; i++) {
+        double d = abs_d((double)v32[i] - k * (double)v8[i]);
+        worst = d > worst ? d : worst;
+    }
+    CHECK(k > 0);
+    record(HERE, worst < 1e-6, "v32[:8] is not proportional to v8 (residual %g)", worst);
+    CHECK(v1[0] == (v32[0] > 0 ? 1.0f : -1.0f));
+
+    free(v32);
+    free(v40);
+    free(v8);
+    free(v1);
+    free(ids);
+    free(mask);
+    c_embed_runtime_destroy(h32);
+    c_embed_runtime_destroy(h40);
+    c_embed_runtime_destroy(h8);
+    c_embed_runtime_destroy(h1);
+}
+
+/* hidden 48: out_dim 24 (the Python default) truncates, 64 pads. */
+static void test_hidden_48(void)
+{
+    void *h24 = OPEN("tiny_bert_h48.onnx", SEQ, 24);
+    void *h64 = OPEN("tiny_bert_h48.onnx", SEQ, 64);
+    int64_t *ids = make_ids(SEQ, 6), *mask = make_mask(SEQ, VALID);
+    float *v24 = EMBED(h24, ids, mask, NULL), *v64 = EMBED(h64, ids, mask, NULL);
+    CHECK_UNIT(v24, 24);
+    CHECK_UNIT(v64, 64);
+    int padded_zeros = 1, hidden_nonzero = 0;
+    for (size_t i = 0; i < 64; i++) {
+        if (i < 48) {
+            hidden_nonzero += v64[i] != 0.0f;
+        } else {
+            padded_zeros &= v64[i] == 0.0f;
+        }
+    }
+    CHECK(padded_zeros);
+    CHECK_INT(hidden_nonzero, 48);
+    free(v24);
+    free(v64);
+    free(ids);
+    free(mask);
+    c_embed_runtime_destroy(h24);
+    c_embed_runtime_destroy(h64);
+}
+
+/* The same input twice on one handle, and once on each of two live handles. */
+static void test_determinism(void)
+{
+    void *a = OPEN("tiny_bert.onnx", SEQ, 24);
+    void *b = OPEN("tiny_bert.onnx", SEQ, 24);
+    int64_t *ids = make_ids(SEQ, 7), *mask = make_mask(SEQ, VALID);
+    float *first = EMBED(a, ids, mask, NULL), *again = EMBED(a, ids, mask, NULL);
+    float *other = EMBED(b, ids, mask, NULL);
+    CHECK(same_bits(first, again, 24));
+    CHECK(same_bits(first, other, 24));
+    free(first);
+    free(again);
+    free(other);
+    free(ids);
+    free(mask);
+    c_embed_runtime_destroy(a);
+    c_embed_runtime_destroy(b);
+}
+
+/*
+ * Padding invariance: ids and types at mask-0 positions change nothing. The model
+ * masks them out of its context sum and the library out of the mean, and adding
+ * exact zeros changes no float, so the vectors are bit-identical.
+ */
+static void test_padding_invariance(void)
+{
+    void *h = OPEN("tiny_bert.onnx", SEQ, 32);
+    int64_t *ids = make_ids(SEQ, 8), *mask = make_mask(SEQ, VALID);
+    int64_t *noisy_ids = make_ids(SEQ, 8), *noisy_types = make_filled(SEQ, 0);
+    for (size_t i = VALID; i < SEQ; i++) {
+        noisy_ids[i] = (int64_t)(VOCAB - 1 - i);
+        noisy_types[i] = 1;
+    }
+    float *clean = EMBED(h, ids, mask, NULL), *noisy = EMBED(h, noisy_ids, mask, noisy_types);
+    CHECK(same_bits(clean, noisy, 32));
+    free(clean);
+    free(noisy);
+    free(ids);
+    free(noisy_ids);
+    free(noisy_types);
+    free(mask);
+    c_embed_runtime_destroy(h);
+}
+
+/*
+ * An all-zero mask: token 0's hidden vector, normalised. With no valid token the
+ * model's context term is 0, so token 0's output depends on token 0 alone:
+ * changing every other id changes nothing, changing token 0 changes the vector.
+ * (It is not the {1,0,...} result: there the model's context includes token 0.)
+ */
+static void test_all_zero_mask(void)
+{
+    void *h = OPEN("tiny_bert.onnx", SEQ, 32);
+    int64_t *zero_mask = make_filled(SEQ, 0), *ids = make_ids(SEQ, 9), *others = make_ids(SEQ, 10);
+    int64_t *first = make_ids(SEQ, 9);
+    first[0] = 42;
+    float *v = EMBED(h, ids, zero_mask, NULL);
+    float *v_others = EMBED(h, others, zero_mask, NULL);
+    float *v_first = EMBED(h, first, zero_mask, NULL);
+    CHECK_UNIT(v, 32);
+    CHECK(same_bits(v, v_others, 32));
+    CHECK(max_abs_diff(v, v_first, 32) > 1e-4);
+    free(v);
+    free(v_others);
+    free(v_first);
+    free(ids);
+    free(others);
+    free(first);
+    free(zero_mask);
+    c_embed_runtime_destroy(h);
+}
+
+/* ---- tests: model variants ---------------------------------------------------- */
+
+/* Every valid test model embeds, normalised and deterministically, on every call form. */
+static void test_valid_models(void)
+{
+    static const struct {
+        const char *model;
+        int64_t seq_len;
+    } cases[] = {
+        {"tiny_bert.onnx", SEQ},           {"tiny_bert_no_types.onnx", SEQ},
+        {"tiny_bert_position_ids.onnx", SEQ}, {"tiny_bert_position_ids.onnx", 128},
+        {"tiny_bert_extra_inputs.onnx", SEQ}, {"tiny_rank2.onnx", SEQ},
+        {"tiny_int64_first.onnx", SEQ},    {"tiny_bert_h48.onnx", SEQ},
+        {"tiny_static16.onnx", 16},        {"tiny_fallback_marker.onnx", SEQ},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        set_context("%s, seq_len %lld", cases[i].model, (long long)cases[i].seq_len);
+        size_t n = (size_t)cases[i].seq_len;
+        void *h = OPEN(cases[i].model, cases[i].seq_len, 24);
+        int64_t *ids = make_ids(n, 11), *mask = make_mask(n, n / 2), *types = make_mask(n, 2);
+        float *full = EMBED(h, ids, mask, types), *again = EMBED(h, ids, mask, types);
+        float *bare = EMBED(h, ids, NULL, NULL);
+        CHECK_UNIT(full, 24);
+        CHECK_UNIT(bare, 24);
+        CHECK(same_bits(full, again, 24));
+        free(full);
+        free(again);
+        free(bare);
+        free(ids);
+        free(mask);
+        free(types);
+        c_embed_runtime_destroy(h);
+    }
+    set_context("%s", "");
+}
+
+/*
+ * Models that tools/gen_test_models.py builds with tiny_bert's weights (the same
+ * seeded draws in the same order) compute tiny_bert's last_hidden_state:
+ * tiny_int64_first (so its float output, not the int64 output 0, is read),
+ * tiny_fallback_marker (an unused initializer) and tiny_static16 at seq_len 16.
+ */
+static void test_models_sharing_tiny_bert_weights(void)
+{
+    static const char *const models[] = {
+        "tiny_int64_first.onnx", "tiny_fallback_marker.onnx", "tiny_static16.onnx"};
+    void *base = OPEN("tiny_bert.onnx", 16, 32);
+    int64_t *ids = make_ids(16, 12), *mask = make_mask(16, 9), *types = make_mask(16, 3);
+    float *expected = EMBED(base, ids, mask, types);
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        set_context("%s", models[i]);
+        void *h = OPEN(models[i], 16, 32);
+        float *v = EMBED(h, ids, mask, types);
+        double diff = max_abs_diff(v, expected, 32);
+        record(HERE, diff < 1e-6, "differs from tiny_bert by %g", diff);
+        free(v);
+        c_embed_runtime_destroy(h);
+    }
+    set_context("%s", "");
+    free(expected);
+    free(ids);
+    free(mask);
+    free(types);
+    c_embed_runtime_destroy(base);
+}
+
+/*
+ * position_ids are fed (0..seq_len-1): tiny_bert's mean pool is invariant under a
+ * permutation of the valid tokens (up to float rounding), the position model's
+ * is not, unless every position got the same id.
+ */
+static void test_position_ids_are_fed(void)
+{
+    void *plain = OPEN("tiny_bert.onnx", SEQ, 32);
+    void *positional = OPEN("tiny_bert_position_ids.onnx", SEQ, 32);
+    int64_t *ids = make_ids(SEQ, 13), *reversed = make_ids(SEQ, 13), *mask = make_mask(SEQ, VALID);
+    for (size_t i = 0; i < VALID; i++) {
+        reversed[i] = ids[VALID - 1 - i];
+    }
+    float *p = EMBED(plain, ids, mask, NULL), *p_rev = EMBED(plain, reversed, mask, NULL);
+    float *q = EMBED(positional, ids, mask, NULL), *q_rev = EMBED(positional, reversed, mask, NULL);
+    double plain_diff = max_abs_diff(p, p_rev, 32), positional_diff = max_abs_diff(q, q_rev, 32);
+    record(HERE, plain_diff < 1e-5, "tiny_bert is order-sensitive (%g)", plain_diff);
+    record(HERE, positional_diff > 1e-3, "position model ignores order (%g)", positional_diff);
+    free(p);
+    free(p_rev);
+    free(q);
+    free(q_rev);
+    free(ids);
+    free(reversed);
+    free(mask);
+    c_embed_runtime_destroy(plain);
+    c_embed_runtime_destroy(positional);
+}
+
+/* Models that load but cannot be embedded: each call fails with the contract's reason. */
+static void test_bad_output_models(void)
+{
+    static const struct {
+        const char *model;
+        const char *error;
+    } cases[] = {
+        {"bad_rank1_output.onnx", "std_error:unsupported_output_rank"},
+        {"bad_rank0_output.onnx", "std_error:empty_output"},
+        {"bad_wide_hidden.onnx", "std_error:invalid_hidden_dim"},
+        {"bad_empty_output.onnx", "std_error:empty_output"},
+        {"bad_int32_extra.onnx", "std_error:unsupported_input_type"},
+    };
+    int64_t *ids = make_ids(SEQ, 14), *mask = make_mask(SEQ, VALID);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        set_context("%s", cases[i].model);
+        void *h = OPEN(cases[i].model, SEQ, 24);
+        EMBED_FAILS(h, ids, mask, STR_EXACT, cases[i].error);
+        EMBED_FAILS(h, ids, NULL, STR_EXACT, cases[i].error); /* the same every time */
+        c_embed_runtime_destroy(h);
+    }
+    set_context("%s", "");
+    free(ids);
+    free(mask);
+}
+
+/* Ids outside the vocabulary (100): an ORT error; the handle keeps working. */
+static void test_out_of_vocabulary_ids(void)
+{
+    static const int64_t bad_ids[] = {VOCAB, 1000, -VOCAB - 1, INT64_MAX, INT64_MIN};
+    void *h = OPEN("tiny_bert.onnx", SEQ, 24);
+    int64_t *good = make_ids(SEQ, 15), *mask = make_mask(SEQ, VALID);
+    float *expected = EMBED(h, good, mask, NULL);
+    for (size_t i = 0; i < sizeof bad_ids / sizeof bad_ids[0]; i++) {
+        set_context("id %lld", (long long)bad_ids[i]);
+        int64_t *ids = make_ids(SEQ, 15);
+        ids[3] = bad_ids[i];
+        EMBED_FAILS(h, ids, mask, STR_PREFIX, "ort_error:");
+        float *v = EMBED(h, good, mask, NULL); /* recovers: 1 and last_error "" */
+        CHECK(same_bits(v, expected, 24));
+        free(v);
+        free(ids);
+    }
+    set_context("%s", "");
+    free(expected);
+    free(good);
+    free(mask);
+    c_embed_runtime_destroy(h);
+}
+
+/*
+ * On the CPU no log message is a fallback signal: tiny_fallback_marker makes ORT
+ * warn with "cpu" and "fallback" in the text, yet nothing is flagged and strict
+ * mode does not fail the embed (also when AUTO ends on the CPU).
+ */
+static void test_no_fallback_on_cpu(void)
+{
+    static const char *const devices[] = {"CPU", "AUTO"};
+    int64_t *ids = make_ids(SEQ, 16);
+    for (size_t i = 0; i < sizeof devices / sizeof devices[0]; i++) {
+        set_context("tiny_fallback_marker on %s", devices[i]);
+        void *h = open_at(HERE, "tiny_fallback_marker.onnx", devices[i], SEQ, 24, 1, 1);
+        CHECK_STR(c_embed_runtime_selected_device(h), "CPU");
+        CHECK_INT(c_embed_runtime_cpu_fallback_detected(h), 0);
+        CHECK_STR(c_embed_runtime_cpu_fallback_detail(h), "");
+        free(EMBED(h, ids, NULL, NULL));
+        CHECK_INT(c_embed_runtime_cpu_fallback_detected(h), 0);
+        CHECK_STR(c_embed_runtime_cpu_fallback_detail(h), "");
+        c_embed_runtime_destroy(h);
+    }
+    set_context("%s", "");
+    free(ids);
+}
+
+/* ---- tests: threads ------------------------------------------------------------ */
+
+typedef struct {
+    void *handle;
+    const int64_t *ids;
+    const int64_t *mask;
+    const float *expected; /* NULL: only run, expect no particular result */
+    size_t dim;
+    int calls;
+    int failures;   /* embed returned 0 */
+    int mismatches; /* a result differed from `expected` */
+} embed_job;
+
+static void *run_embed_job(void *arg)
+{
+    embed_job *job = arg;
+    float *out = new_vec(job->dim);
+    for (int i = 0; i < job->calls; i++) {
+        if (c_embed_runtime_embed(job->handle, job->ids, job->mask, NULL, out) != 1) {
+            job->failures++;
+        } else if (job->expected != NULL && !same_bits(out, job->expected, job->dim)) {
+            job->mismatches++;
+        }
+    }
+    free(out);
+    return NULL;
+}
+
+/* Two threads on one handle, each with its own input: each gets its solo result. */
+static void test_concurrent_embeds(void)
+{
+    void *h = OPEN("tiny_bert.onnx", SEQ, 24);
+    int64_t *ids[2] = {make_ids(SEQ, 17), make_ids(SEQ, 18)};
+    int64_t *masks[2] = {make_mask(SEQ, VALID), make_mask(SEQ, 5)};
+    float *solo[2];
+    embed_job jobs[2];
+    pthread_t threads[2];
+    for (int t = 0; t < 2; t++) {
+        solo[t] = EMBED(h, ids[t], masks[t], NULL);
+        jobs[t] = (embed_job){h, ids[t], masks[t], solo[t], 24, THREAD_CALLS, 0, 0};
+    }
+    CHECK(!same_bits(solo[0], solo[1], 24)); /* distinct inputs, so mix-ups show */
+    for (int t = 0; t < 2; t++) {
+        CHECK_INT(pthread_create(&threads[t], NULL, run_embed_job, &jobs[t]), 0);
+    }
+    for (int t = 0; t < 2; t++) {
+        CHECK_INT(pthread_join(threads[t], NULL), 0);
+        CHECK_INT(jobs[t].failures, 0);
+        CHECK_INT(jobs[t].mismatches, 0);
+        free(solo[t]);
+        free(ids[t]);
+        free(masks[t]);
+    }
+    c_embed_runtime_destroy(h);
+}
+
+/*
+ * A returned last_error stays valid until this thread's next call on the handle:
+ * another thread's failing and succeeding calls in between must not free it.
+ */
+static void test_error_string_survives_other_threads(void)
+{
+    void *h = OPEN("tiny_bert.onnx", SEQ, 24);
+    int64_t *bad = make_ids(SEQ, 19), *good = make_ids(SEQ, 19);
+    bad[1] = 1000;
+    float *out = new_vec(24);
+    CHECK_INT(c_embed_runtime_embed(h, bad, NULL, NULL, out), 0);
+    const char *error = c_embed_runtime_last_error(h);
+    CHECK_PREFIX(error, "ort_error:");
+
+    embed_job jobs[2] = {{h, bad, NULL, NULL, 24, 3, 0, 0}, {h, good, NULL, NULL, 24, 3, 0, 0}};
+    for (int t = 0; t < 2; t++) {
+        pthread_t thread;
+        CHECK_INT(pthread_create(&thread, NULL, run_embed_job, &jobs[t]), 0);
+        CHECK_INT(pthread_join(thread, NULL), 0);
+    }
+    CHECK_INT(jobs[0].failures, 3);
+    CHECK_INT(jobs[1].failures, 0);
+    CHECK_PREFIX(error, "ort_error:"); /* still readable (ASan: not freed) */
+    free(out);
+    free(bad);
+    free(good);
+    c_embed_runtime_destroy(h);
+}
+
+/* ---- main ----------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s MODEL_DIR\n", argv[0]);
+        return 2;
+    }
+    g_model_dir = argv[1];
+    gate(NULL);
+
+#if defined(__SANITIZE_ADDRESS__)
+    test_sanitizer_is_linked();
+#endif
+    test_null_handle();
+    test_create_errors();
+    test_devices_that_reach_the_cpu();
+    test_last_create_error_reset();
+    test_last_create_error_is_process_global();
+    test_clamps();
+    test_create_destroy_cycles();
+    test_embed_null_arrays();
+    test_optional_arrays_defaults();
+    test_fold_to_out_dim();
+    test_hidden_48();
+    test_determinism();
+    test_padding_invariance();
+    test_all_zero_mask();
+    test_valid_models();
+    test_models_sharing_tiny_bert_weights();
+    test_position_ids_are_fed();
+    test_bad_output_models();
+    test_out_of_vocabulary_ids();
+    test_no_fallback_on_cpu();
+    test_concurrent_embeds();
+    test_error_string_survives_other_threads();
+
+    printf("%d passed, %d failed\n", g_passed, g_failed);
+    return g_failed == 0 ? 0 : 1;
+}
