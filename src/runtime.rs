@@ -11,9 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use ort::memory::Allocator;
-use ort::session::{
-    HasSelectedOutputs, OutputSelector, RunOptions, Session, SessionInputValue, SessionOutputs,
-};
+use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session, SessionInputValue};
 use ort::value::{DynValue, Tensor, TensorElementType};
 
 use crate::device::Device;
@@ -219,32 +217,25 @@ impl EmbedBuffers {
         Ok(buffers)
     }
 
-    /// Runs the model once on padding to learn the output's shape, then has every
-    /// later run write into one tensor of that shape. A model whose warm-up run
-    /// fails, or whose output is unusable, keeps ONNX Runtime-allocated outputs:
-    /// each embed then reports the error itself.
+    /// Runs the model once on the inputs as created (all zeros: padding) to learn
+    /// the output's shape, then has every later run write into one tensor of that
+    /// shape. A model whose warm-up run fails, or whose output is unusable, keeps
+    /// ONNX Runtime-allocated outputs: each embed then reports the error itself.
     fn preallocate_output(&mut self, output_name: &str) -> Result<(), CreateError> {
         if self.input_error.is_some() {
             return Ok(());
         }
-        let ids = vec![0i64; self.seq_len];
-        let warm_up = TokenInput {
-            ids: &ids,
-            mask: None,
-            token_types: None,
-        };
-        let shape = match fill_and_run(
-            &mut self.session,
-            &mut self.inputs,
-            &self.fills,
-            &self.run_options,
-            &warm_up,
-        ) {
-            Ok(outputs) => match float_output(&outputs[0]) {
-                Ok((shape, _)) => shape.to_vec(),
-                Err(_) => return Ok(()),
-            },
-            Err(_) => return Ok(()),
+        let shape = {
+            let Ok(outputs) = self
+                .session
+                .run_with_options(&self.inputs[..], &self.run_options)
+            else {
+                return Ok(());
+            };
+            let Ok((shape, _)) = float_output(&outputs[0]) else {
+                return Ok(());
+            };
+            shape.to_vec()
         };
         let Ok(layout) = OutputLayout::from_shape(&shape, self.seq_len) else {
             return Ok(());
@@ -256,8 +247,9 @@ impl EmbedBuffers {
         Ok(())
     }
 
-    /// The hot path: fill the pooled inputs, run, pool, fold, normalise.
-    /// `after_run` is the strict-mode check that follows the run.
+    /// The hot path: refill the pooled inputs, run into the preallocated output,
+    /// pool, fold, normalise. `after_run` is the strict-mode check that follows
+    /// the run.
     fn embed(
         &mut self,
         tokens: &TokenInput<'_>,
@@ -267,13 +259,13 @@ impl EmbedBuffers {
         if let Some(error) = &self.input_error {
             return Err(error.clone());
         }
-        let outputs = fill_and_run(
-            &mut self.session,
-            &mut self.inputs,
-            &self.fills,
-            &self.run_options,
-            tokens,
-        )?;
+        for (input, &fill) in self.inputs.iter_mut().zip(&self.fills) {
+            write_input(input, fill, tokens)?;
+        }
+        let outputs = self
+            .session
+            .run_with_options(&self.inputs[..], &self.run_options)
+            .map_err(EmbedError::onnx_runtime)?;
         after_run()?;
         let (shape, data) = float_output(&outputs[0])?;
         let layout = OutputLayout::from_shape(shape, self.seq_len)?;
@@ -286,22 +278,6 @@ impl EmbedBuffers {
         pooling::fold_and_normalize(&self.pooled, out);
         Ok(())
     }
-}
-
-/// Refills the inputs from `tokens` and runs the session.
-fn fill_and_run<'r>(
-    session: &'r mut Session,
-    inputs: &mut [SessionInputValue<'static>],
-    fills: &[InputFill],
-    run_options: &'r RunOptions<HasSelectedOutputs>,
-    tokens: &TokenInput<'_>,
-) -> Result<SessionOutputs<'r>, EmbedError> {
-    for (input, &fill) in inputs.iter_mut().zip(fills) {
-        write_input(input, fill, tokens)?;
-    }
-    session
-        .run_with_options(&inputs[..], run_options)
-        .map_err(EmbedError::onnx_runtime)
 }
 
 /// Run options that compute only `name`, written into `preallocated` if given.
