@@ -10,6 +10,8 @@
 //! - [`fallback`]: CPU-fallback signal detection.
 //! - [`loader`]: finding and loading the ONNX Runtime library.
 
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 pub mod device;
 pub mod error;
 pub mod fallback;

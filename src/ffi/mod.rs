@@ -91,34 +91,31 @@ pub unsafe extern "C" fn c_embed_runtime_create(
     threads: i32,
     strict: i32,
 ) -> *mut c_void {
-    catch_panic(ptr::null_mut(), || {
-        // SAFETY: both are NULL or NUL-terminated strings (this function's contract).
-        let (model_path, requested_device) =
-            unsafe { (optional_c_str(model_path), optional_c_str(requested_device)) };
-        let created = catch_panic(Err(None), || {
-            create_handle(
-                model_path,
-                requested_device,
-                seq_len,
-                out_dim,
-                threads,
-                strict,
-            )
-            .map_err(Some)
-        });
-        match created {
-            Ok(handle) => {
-                messages::set_create_error("");
-                Box::into_raw(handle).cast()
-            }
-            Err(error) => {
-                let message =
-                    error.map_or_else(|| UNKNOWN_CREATE_ERROR.to_owned(), |e| e.to_string());
-                messages::set_create_error(&message);
-                ptr::null_mut()
-            }
+    // SAFETY: both are NULL or NUL-terminated strings (this function's contract).
+    let (model_path, requested_device) =
+        unsafe { (optional_c_str(model_path), optional_c_str(requested_device)) };
+    let created = catch_panic(Err(None), || {
+        create_handle(
+            model_path,
+            requested_device,
+            seq_len,
+            out_dim,
+            threads,
+            strict,
+        )
+        .map_err(Some)
+    });
+    match created {
+        Ok(handle) => {
+            messages::set_create_error("");
+            Box::into_raw(handle).cast()
         }
-    })
+        Err(error) => {
+            let message = error.map_or_else(|| UNKNOWN_CREATE_ERROR.to_owned(), |e| e.to_string());
+            messages::set_create_error(&message);
+            ptr::null_mut()
+        }
+    }
 }
 
 /// Why the last `c_embed_runtime_create` in this process failed ("" after a
