@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 use std::ffi::c_char;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::thread::{self, ThreadId};
 
@@ -26,12 +27,17 @@ fn store(buffer: &mut Vec<u8>, message: &str) {
 #[derive(Default)]
 pub struct ThreadMessages {
     slots: Mutex<Vec<(ThreadId, Vec<u8>)>>,
+    /// Whether any slot exists: until a first failure, a success touches no lock.
+    any_slot: AtomicBool,
 }
 
 impl ThreadMessages {
     /// Records this thread's last result: `""` after a success. Clearing reuses
     /// the slot's buffer, so the success path allocates nothing.
     pub fn set(&self, message: &str) {
+        if message.is_empty() && !self.any_slot.load(Ordering::Acquire) {
+            return;
+        }
         let id = thread::current().id();
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         match slots.iter_mut().find(|(owner, _)| *owner == id) {
@@ -41,12 +47,16 @@ impl ThreadMessages {
                 let mut buffer = Vec::new();
                 store(&mut buffer, message);
                 slots.push((id, buffer));
+                self.any_slot.store(true, Ordering::Release);
             }
         }
     }
 
     /// This thread's last message ("" if none).
     pub fn get(&self) -> *const c_char {
+        if !self.any_slot.load(Ordering::Acquire) {
+            return EMPTY;
+        }
         let id = thread::current().id();
         let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         slots
