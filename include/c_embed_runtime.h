@@ -84,6 +84,35 @@ int32_t c_embed_runtime_embed(void *handle,
                               float *out_vec);
 
 /**
+ * Embeds `rows` sequences of `seq_len` tokens in one model run (padded to the
+ * longest row), writing `rows * out_dim` floats to `out_vecs`, row after row.
+ * Each row's vector is the one `c_embed_runtime_embed` gives for that row (within
+ * 1e-6: the run differs only in float rounding).
+ *
+ * - `rows`: number of sequences, at least 1. Batches larger than 32 rows are
+ *   split into runs of 32.
+ * - `input_ids`: `rows * seq_len` token ids, row after row; must not be NULL.
+ * - `attention_mask`: `rows * seq_len` values, or NULL for all ones.
+ * - `token_type_ids`: `rows * seq_len` values, or NULL for all zeros.
+ * - `out_vecs`: room for `rows * out_dim` floats; must not be NULL.
+ *
+ * Returns 1 when every row succeeded (then `c_embed_runtime_last_error` is ""),
+ * else 0 and `c_embed_runtime_last_error` says why; after a failure `out_vecs`
+ * may be partly written and no row's value is meaningful. Thread rules and
+ * array lifetime as for `c_embed_runtime_embed`.
+ *
+ * # Safety
+ * `handle` is NULL or a live handle; each non-NULL array holds at least
+ * `rows * seq_len` (`out_vecs`: `rows * out_dim`) elements.
+ */
+int32_t c_embed_runtime_embed_batch(void *handle,
+                                    int64_t rows,
+                                    const int64_t *input_ids,
+                                    const int64_t *attention_mask,
+                                    const int64_t *token_type_ids,
+                                    float *out_vecs);
+
+/**
  * The last embed error of this handle on the calling thread: "" after a success,
  * else prefixed `ort_error:` (ONNX Runtime), `std_error:` (this library) or
  * `unknown_error`. NULL handle: "invalid_handle".
@@ -142,6 +171,22 @@ int32_t c_embed_runtime_output_dim(void *handle);
  * `handle` is NULL or a live handle.
  */
 int64_t c_embed_runtime_seq_len(void *handle);
+
+/**
+ * The model's hidden size: the last dimension of the output that is pooled
+ * (384 for all-MiniLM-L6-v2). 0 for a NULL handle, and for a model whose output
+ * cannot be pooled (then every embed says why).
+ *
+ * # Safety
+ * `handle` is NULL or a live handle.
+ */
+int32_t c_embed_runtime_hidden_size(void *handle);
+
+/**
+ * This library's version, "MAJOR.MINOR.PATCH". A static string: valid for the
+ * life of the process. Needs no handle and no ONNX Runtime.
+ */
+const char *c_embed_runtime_version(void);
 
 /**
  * Frees a handle, its session and its buffers. NULL is a no-op. The handle and

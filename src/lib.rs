@@ -2,7 +2,8 @@
 //! text-embedding library, over ONNX Runtime.
 //!
 //! - [`ffi`]: the exported C ABI (thin: pointers, panics, error strings).
-//! - [`runtime`]: one handle's runtime, its pooled buffers and the embed hot path.
+//! - [`runtime`]: one handle's runtime and its pool of sessions.
+//! - [`buffers`]: a session's pooled buffers and the embed hot path.
 //! - [`session`]: opening an ONNX Runtime session on a device.
 //! - [`device`]: requested-device strings and execution providers.
 //! - [`model`]: model checks, input filling and output selection.
@@ -12,6 +13,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
+pub mod buffers;
 pub mod device;
 pub mod error;
 pub mod fallback;

@@ -76,13 +76,19 @@ pub fn select_output(outputs: &[Outlet]) -> Result<usize, CreateError> {
         .ok_or_else(|| CreateError::library("model has no float tensor output"))
 }
 
+/// Whether a declared dimension is left to the caller (symbolic, unknown, or
+/// too large to be a real static size).
+pub fn is_dynamic(dim: i64) -> bool {
+    !(dim > 0 && dim < MAX_STATIC_DIM)
+}
+
 /// Resolves a declared shape: positive dimensions below 1,000,000 are kept; any
 /// other becomes 1 for dimension 0, `seq_len` for dimension 1 and 1 beyond.
 pub fn resolve_shape(declared: &[i64], seq_len: usize) -> Vec<i64> {
     declared
         .iter()
         .enumerate()
-        .map(|(i, &d)| match (d > 0 && d < MAX_STATIC_DIM, i) {
+        .map(|(i, &d)| match (!is_dynamic(d), i) {
             (true, _) => d,
             (false, 1) => seq_len as i64,
             (false, _) => 1,

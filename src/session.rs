@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use ort::environment::Environment;
 use ort::logging::{LogLevel, LoggerFunction};
-use ort::session::builder::GraphOptimizationLevel;
+use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights};
 use ort::session::Session;
 
 use crate::device::{self, Device};
@@ -19,6 +19,8 @@ pub struct SessionSettings<'a> {
     pub intra_threads: usize,
     /// Tags this session's log messages (shown in ONNX Runtime's own log lines).
     pub log_id: &'a str,
+    /// Shared by the sessions of one handle, so weights are prepacked once.
+    pub prepacked: &'a PrepackedWeights,
 }
 
 /// Opens `settings.model_path` on `device`. Warning-level and higher messages of
@@ -47,6 +49,9 @@ pub fn open(
         .with_log_level(LogLevel::Warning)
         .map_err(ort_error)?;
     builder = builder.with_logger(logger).map_err(ort_error)?;
+    builder = builder
+        .with_prepacked_weights(settings.prepacked)
+        .map_err(ort_error)?;
     if let Some(provider) = provider {
         builder = builder
             .with_execution_providers([provider])

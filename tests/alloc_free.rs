@@ -6,6 +6,7 @@ mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use common::{real_model, sentence, test_model, Handle};
 
@@ -37,6 +38,15 @@ unsafe impl GlobalAlloc for CountingAllocator {
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
 
+/// The counter is process-wide: the tests of this file take turns.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Embeds `calls` times over a mix of sentence lengths, with and without a mask
 /// and token types, and returns how many Rust allocations that made.
 fn allocations_over(handle: &Handle, seq_len: usize, vocab: i64, calls: usize) -> usize {
@@ -66,19 +76,58 @@ fn allocations_over(handle: &Handle, seq_len: usize, vocab: i64, calls: usize) -
 
 #[test]
 fn steady_state_embeds_allocate_nothing_on_a_test_model() {
+    let _turn = serial();
     let handle = Handle::create(&test_model("tiny_bert_position_ids"), "CPU", 128, 24, 1, 1);
     assert_eq!(allocations_over(&handle, 128, 100, 1_000), 0);
 }
 
 #[test]
 fn steady_state_embeds_allocate_nothing_on_the_real_model() {
+    let _turn = serial();
     // seq_len 32 keeps 1,000 full-length runs of the real model to seconds.
     let handle = Handle::create(&real_model(), "CPU", 32, 384, 1, 1);
     assert_eq!(allocations_over(&handle, 32, 30_000, 1_000), 0);
 }
 
 #[test]
+fn steady_state_batches_allocate_nothing() {
+    let _turn = serial();
+    let (seq_len, rows) = (64, 8);
+    let handle = Handle::create(&test_model("tiny_bert"), "CPU", seq_len as i64, 24, 1, 1);
+    let mut ids = Vec::new();
+    let mut mask = Vec::new();
+    for row in 0..rows {
+        let (i, m) = sentence(seq_len, 3 + row * 7, 100, row as i64);
+        ids.extend(i);
+        mask.extend(m);
+    }
+    let mut out = vec![0.0f32; rows * handle.out_dim()];
+    // Batches of 8, 3 and 1 rows, each with its own run length.
+    let mut run = |i: usize| {
+        let n = [8, 3, 1][i % 3];
+        let first = i % (rows - n + 1);
+        let span = first * seq_len..(first + n) * seq_len;
+        assert!(handle.embed_batch_into(
+            n,
+            &ids[span.clone()],
+            Some(&mask[span]),
+            None,
+            &mut out[..n * handle.out_dim()]
+        ));
+    };
+    for i in 0..64 {
+        run(i);
+    }
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    for i in 0..300 {
+        run(i);
+    }
+    assert_eq!(ALLOCATIONS.load(Ordering::SeqCst) - before, 0);
+}
+
+#[test]
 fn the_counter_sees_allocations() {
+    let _turn = serial();
     // Guards the two tests above against a counter that never counts.
     let before = ALLOCATIONS.load(Ordering::SeqCst);
     let v = std::hint::black_box(vec![1u8; 64]);

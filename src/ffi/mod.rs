@@ -15,7 +15,7 @@ use self::boundary::{catch_panic, optional_c_str, optional_slice, optional_slice
 use self::messages::ThreadMessages;
 use crate::device;
 use crate::error::{CreateError, UNKNOWN_CREATE_ERROR, UNKNOWN_EMBED_ERROR};
-use crate::runtime::{CreateOptions, EmbedRuntime, FallbackSignals, TokenInput};
+use crate::runtime::{CreateOptions, EmbedRuntime, FallbackSignals, TokenRows};
 
 /// What a handle points to.
 struct Handle {
@@ -154,21 +154,97 @@ pub unsafe extern "C" fn c_embed_runtime_embed(
     token_type_ids: *const i64,
     out_vec: *mut f32,
 ) -> i32 {
-    // SAFETY: NULL or a live handle (this function's contract).
+    // SAFETY: forwarded under this function's contract (one row).
+    unsafe {
+        embed_rows(
+            handle,
+            1,
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            out_vec,
+        )
+    }
+}
+
+/// Embeds `rows` sequences of `seq_len` tokens in one model run (padded to the
+/// longest row), writing `rows * out_dim` floats to `out_vecs`, row after row.
+/// Each row's vector is the one `c_embed_runtime_embed` gives for that row (within
+/// 1e-6: the run differs only in float rounding).
+///
+/// - `rows`: number of sequences, at least 1. Batches larger than 32 rows are
+///   split into runs of 32.
+/// - `input_ids`: `rows * seq_len` token ids, row after row; must not be NULL.
+/// - `attention_mask`: `rows * seq_len` values, or NULL for all ones.
+/// - `token_type_ids`: `rows * seq_len` values, or NULL for all zeros.
+/// - `out_vecs`: room for `rows * out_dim` floats; must not be NULL.
+///
+/// Returns 1 when every row succeeded (then `c_embed_runtime_last_error` is ""),
+/// else 0 and `c_embed_runtime_last_error` says why; after a failure `out_vecs`
+/// may be partly written and no row's value is meaningful. Thread rules and
+/// array lifetime as for `c_embed_runtime_embed`.
+///
+/// # Safety
+/// `handle` is NULL or a live handle; each non-NULL array holds at least
+/// `rows * seq_len` (`out_vecs`: `rows * out_dim`) elements.
+#[no_mangle]
+pub unsafe extern "C" fn c_embed_runtime_embed_batch(
+    handle: *mut c_void,
+    rows: i64,
+    input_ids: *const i64,
+    attention_mask: *const i64,
+    token_type_ids: *const i64,
+    out_vecs: *mut f32,
+) -> i32 {
+    // SAFETY: forwarded under this function's contract.
+    unsafe {
+        embed_rows(
+            handle,
+            rows,
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            out_vecs,
+        )
+    }
+}
+
+/// `c_embed_runtime_embed` for `rows` rows: checks the arguments, runs, and
+/// records the result in the handle's error string.
+///
+/// # Safety
+/// As `c_embed_runtime_embed_batch`.
+unsafe fn embed_rows(
+    handle: *mut c_void,
+    rows: i64,
+    input_ids: *const i64,
+    attention_mask: *const i64,
+    token_type_ids: *const i64,
+    out_vecs: *mut f32,
+) -> i32 {
+    // SAFETY: NULL or a live handle (the caller's contract).
     let Some(handle) = (unsafe { handle_ref(handle) }) else {
         return 0;
     };
     catch_panic(0, || {
         let runtime = &handle.runtime;
         let (seq_len, out_dim) = (runtime.seq_len(), runtime.out_dim());
-        // SAFETY: each non-NULL array holds seq_len (out_vec: out_dim) elements
-        // that the caller does not touch during the call (this function's contract).
+        let sizes = usize::try_from(rows)
+            .ok()
+            .filter(|&n| n > 0)
+            .and_then(|n| Some((n, n.checked_mul(seq_len)?, n.checked_mul(out_dim)?)));
+        let Some((rows, token_count, out_count)) = sizes else {
+            handle.errors.set("std_error:invalid_rows");
+            return 0;
+        };
+        // SAFETY: each non-NULL array holds rows * seq_len (out: rows * out_dim)
+        // elements that the caller does not touch during the call (the caller's contract).
         let (ids, mask, token_types, out) = unsafe {
             (
-                optional_slice(input_ids, seq_len),
-                optional_slice(attention_mask, seq_len),
-                optional_slice(token_type_ids, seq_len),
-                optional_slice_mut(out_vec, out_dim),
+                optional_slice(input_ids, token_count),
+                optional_slice(attention_mask, token_count),
+                optional_slice(token_type_ids, token_count),
+                optional_slice_mut(out_vecs, out_count),
             )
         };
         let (Some(ids), Some(out)) = (ids, out) else {
@@ -177,12 +253,14 @@ pub unsafe extern "C" fn c_embed_runtime_embed(
                 .set("std_error:input_ids and out_vec must be non-NULL, aligned arrays");
             return 0;
         };
-        let tokens = TokenInput {
+        let tokens = TokenRows {
+            seq_len,
             ids,
             mask,
             token_types,
         };
-        match catch_panic(None, || Some(runtime.embed(&tokens, out))) {
+        debug_assert_eq!(tokens.count(), rows);
+        match catch_panic(None, || Some(runtime.embed_rows(&tokens, out))) {
             Some(Ok(())) => {
                 handle.errors.set("");
                 1
@@ -281,6 +359,32 @@ pub unsafe extern "C" fn c_embed_runtime_seq_len(handle: *mut c_void) -> i64 {
     // SAFETY: NULL or a live handle (this function's contract).
     unsafe { handle_ref(handle) }.map_or(0, |h| h.runtime.seq_len() as i64)
 }
+
+/// The model's hidden size: the last dimension of the output that is pooled
+/// (384 for all-MiniLM-L6-v2). 0 for a NULL handle, and for a model whose output
+/// cannot be pooled (then every embed says why).
+///
+/// # Safety
+/// `handle` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn c_embed_runtime_hidden_size(handle: *mut c_void) -> i32 {
+    // SAFETY: NULL or a live handle (this function's contract).
+    unsafe { handle_ref(handle) }.map_or(0, |h| h.runtime.hidden() as i32)
+}
+
+/// This library's version, "MAJOR.MINOR.PATCH". A static string: valid for the
+/// life of the process. Needs no handle and no ONNX Runtime.
+#[no_mangle]
+pub extern "C" fn c_embed_runtime_version() -> *const c_char {
+    VERSION.as_ptr()
+}
+
+/// The crate version as a C string.
+const VERSION: &CStr =
+    match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(version) => version,
+        Err(_) => panic!("the crate version has no NUL"),
+    };
 
 /// Frees a handle, its session and its buffers. NULL is a no-op. The handle and
 /// every string it returned are invalid afterwards; no other thread may be using

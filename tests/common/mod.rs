@@ -131,6 +131,31 @@ impl Handle {
     }
 }
 
+impl Handle {
+    /// `rows` rows of `seq_len` tokens (row after row) into `out`, without allocating.
+    pub fn embed_batch_into(
+        &self,
+        rows: usize,
+        ids: &[i64],
+        mask: Option<&[i64]>,
+        types: Option<&[i64]>,
+        out: &mut [f32],
+    ) -> bool {
+        let ptr = |a: Option<&[i64]>| a.map_or(std::ptr::null(), <[i64]>::as_ptr);
+        // SAFETY: live handle; arrays of rows * seq_len / rows * out_dim elements.
+        unsafe {
+            c_embed_runtime_embed_batch(
+                self.0,
+                rows as i64,
+                ids.as_ptr(),
+                ptr(mask),
+                ptr(types),
+                out.as_mut_ptr(),
+            ) == 1
+        }
+    }
+}
+
 impl Drop for Handle {
     fn drop(&mut self) {
         // SAFETY: live handle, not used again.

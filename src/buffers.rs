@@ -1,0 +1,559 @@
+//! The pooled buffers of one session and the embed hot path ([`EmbedBuffers::embed_rows`]).
+//!
+//! **Length-aware execution.** When every input is a `[batch, sequence]` tensor
+//! with a dynamic sequence dimension and the model takes an `attention_mask`, a
+//! run covers positions up to the last one whose mask is > 0 and no further: the
+//! positions cut are masked out, so the vectors are those of the full-length run
+//! (within float rounding). A NULL mask or an all-zero mask keeps `seq_len`
+//! (with no valid token the contract uses token 0's vector, which attends to
+//! every position). Static-shape models always run at their own length.
+//!
+//! **Exact shapes, one copy of memory.** Measured on all-MiniLM-L6-v2 int8 with
+//! one thread, a run costs about 0.3 ms per token, so padding to length buckets
+//! (multiples of 8, or powers of two) would add 10-25% to typical sentences. The
+//! pool therefore runs every exact length, and keeps the memory of one run
+//! shape: each input and the output have one storage vector, and the ONNX
+//! Runtime tensors of every shape seen ([`ShapedRun`]) are views of their
+//! prefix. A new shape costs a few small ONNX Runtime objects (about 2 KiB) and
+//! at most [`MAX_CACHED_SHAPES`] are kept, so the pool's memory is bounded by
+//! twice the largest shape it has served plus a constant, whatever `seq_len`.
+//! Storage grows by doubling, is never shrunk, and is not allocated for lengths
+//! that are never used.
+
+use std::ptr::NonNull;
+
+use ort::memory::Allocator;
+use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session, SessionInputValue};
+use ort::value::{DynValue, Outlet, PrimitiveTensorElementType, TensorElementType, ValueType};
+use ort::AsPointer;
+
+use crate::error::{CreateError, EmbedError};
+use crate::model::{self, InputFill};
+use crate::pooling::{self, OutputLayout};
+
+/// Batch rows sent to one run. A larger batch is split into runs of this many
+/// rows, which bounds the pool's memory by `MAX_ROWS_PER_RUN * seq_len`
+/// positions. On CPU, batching gives no per-row gain (measured); on GPUs and NPUs
+/// 32 rows are past the point where larger batches still pay.
+pub const MAX_ROWS_PER_RUN: usize = 32;
+
+/// Run shapes (rows, length) whose tensors are kept. A caller mixing more
+/// shapes than this recreates the least recently used one (a few allocations).
+/// 256 covers every length of the common `seq_len` 128 and 256.
+pub const MAX_CACHED_SHAPES: usize = 256;
+
+/// The caller's token arrays for one row; each holds exactly `seq_len` values.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenInput<'a> {
+    pub ids: &'a [i64],
+    /// `None`: every position is valid.
+    pub mask: Option<&'a [i64]>,
+    /// `None`: all zeros.
+    pub token_types: Option<&'a [i64]>,
+}
+
+/// `count` rows of `seq_len` tokens, laid out row after row.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenRows<'a> {
+    pub seq_len: usize,
+    pub ids: &'a [i64],
+    pub mask: Option<&'a [i64]>,
+    pub token_types: Option<&'a [i64]>,
+}
+
+impl<'a> TokenRows<'a> {
+    /// One row as `count` 1.
+    pub fn single(row: &TokenInput<'a>) -> Self {
+        Self {
+            seq_len: row.ids.len(),
+            ids: row.ids,
+            mask: row.mask,
+            token_types: row.token_types,
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.ids.len() / self.seq_len.max(1)
+    }
+
+    pub fn row(&self, index: usize) -> TokenInput<'a> {
+        let span = index * self.seq_len..(index + 1) * self.seq_len;
+        TokenInput {
+            ids: &self.ids[span.clone()],
+            mask: self.mask.map(|m| &m[span.clone()]),
+            token_types: self.token_types.map(|t| &t[span]),
+        }
+    }
+
+    /// The rows `first..first + count`.
+    fn slice(&self, first: usize, count: usize) -> Self {
+        let span = first * self.seq_len..(first + count) * self.seq_len;
+        Self {
+            seq_len: self.seq_len,
+            ids: &self.ids[span.clone()],
+            mask: self.mask.map(|m| &m[span.clone()]),
+            token_types: self.token_types.map(|t| &t[span]),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = TokenInput<'a>> + '_ {
+        (0..self.count()).map(|i| self.row(i))
+    }
+}
+
+/// Which dimensions of the run follow the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ShapePolicy {
+    /// The sequence dimension follows the last valid position.
+    trims: bool,
+    /// Several rows go into one run.
+    batches: bool,
+}
+
+impl ShapePolicy {
+    fn of(inputs: &[Outlet]) -> Self {
+        let dims: Vec<Option<&[i64]>> = inputs
+            .iter()
+            .map(|input| match input.dtype() {
+                ValueType::Tensor { shape, .. } if shape.len() == 2 => Some(&shape[..]),
+                _ => None,
+            })
+            .collect();
+        let all = |f: fn(&[i64]) -> bool| dims.iter().all(|d| d.is_some_and(f));
+        let has_mask = inputs.iter().any(|i| i.name() == "attention_mask");
+        Self {
+            trims: has_mask && all(|d| model::is_dynamic(d[1])),
+            batches: all(|d| model::is_dynamic(d[0])),
+        }
+    }
+}
+
+/// One model input: how it is filled and where its values live.
+struct InputSlot {
+    fill: InputFill,
+    /// Resolved shape of one full-length row.
+    shape: Vec<i64>,
+    storage: Storage,
+}
+
+enum Storage {
+    I64(Vec<i64>),
+    F32(Vec<f32>),
+}
+
+impl Storage {
+    fn len(&self) -> usize {
+        match self {
+            Self::I64(v) => v.len(),
+            Self::F32(v) => v.len(),
+        }
+    }
+}
+
+/// The ONNX Runtime tensors of one run shape: views of the storages.
+struct ShapedRun {
+    rows: usize,
+    len: usize,
+    last_used: u64,
+    inputs: Vec<SessionInputValue<'static>>,
+    /// Selects the read output and holds its preallocated view.
+    run_options: RunOptions<HasSelectedOutputs>,
+    layout: OutputLayout,
+    /// Output values per row.
+    row_stride: usize,
+}
+
+/// The pooled buffers of one session: everything a run reads or writes.
+pub struct EmbedBuffers {
+    // Declared first so it is dropped first: its tensors view the storages below.
+    runs: Vec<ShapedRun>,
+    session: Session,
+    seq_len: usize,
+    policy: ShapePolicy,
+    inputs: Vec<InputSlot>,
+    /// Why this model's inputs cannot be fed (reported by every embed).
+    input_error: Option<EmbedError>,
+    output_name: String,
+    /// Storage of the output tensor.
+    output: Vec<f32>,
+    /// Pooling scratch: `hidden` values.
+    pooled: Vec<f32>,
+    /// Counts runs, to find the least recently used shape.
+    clock: u64,
+}
+
+impl EmbedBuffers {
+    /// Prepares the buffers of `session` and runs it once on a short all-padding
+    /// row to learn the output's hidden size. A model whose inputs cannot be fed
+    /// or whose output is unusable still opens: each embed reports why.
+    pub fn new(session: Session, seq_len: usize) -> Result<Self, CreateError> {
+        model::check_model(session.inputs(), session.outputs())?;
+        let output_index = model::select_output(session.outputs())?;
+        let output_name = session.outputs()[output_index].name().to_owned();
+        let policy = ShapePolicy::of(session.inputs());
+        let (inputs, input_error) = match model::plan_inputs(session.inputs(), seq_len) {
+            Ok(specs) => {
+                let slots = specs
+                    .into_iter()
+                    .map(|spec| InputSlot {
+                        storage: match spec.fill {
+                            InputFill::ZerosF32 => Storage::F32(Vec::new()),
+                            _ => Storage::I64(Vec::new()),
+                        },
+                        fill: spec.fill,
+                        shape: spec.shape,
+                    })
+                    .collect();
+                (slots, None)
+            }
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        let mut buffers = Self {
+            runs: Vec::new(),
+            session,
+            seq_len,
+            policy,
+            inputs,
+            input_error,
+            output_name,
+            output: Vec::new(),
+            pooled: Vec::new(),
+            clock: 0,
+        };
+        if buffers.input_error.is_none() {
+            let warm_up_len = if policy.trims {
+                seq_len.min(8)
+            } else {
+                seq_len
+            };
+            let padding = vec![0i64; seq_len];
+            let row = TokenInput {
+                ids: &padding,
+                mask: Some(&padding),
+                token_types: None,
+            };
+            // Errors here are the model's, reported by each embed as the contract wants.
+            let _ = buffers.prepare(&TokenRows::single(&row), warm_up_len);
+        }
+        Ok(buffers)
+    }
+
+    /// The last dimension of the output, once a run has shown it.
+    pub fn hidden(&self) -> Option<usize> {
+        (!self.pooled.is_empty()).then_some(self.pooled.len())
+    }
+
+    /// Bytes held by the storages and the pooling scratch (not ONNX Runtime's).
+    pub fn pool_bytes(&self) -> usize {
+        let inputs: usize = self.inputs.iter().map(|s| s.storage.len() * 8).sum();
+        inputs + (self.output.len() + self.pooled.len()) * 4
+    }
+
+    /// Run shapes whose tensors are kept.
+    pub fn cached_shapes(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// The hot path: embeds `rows` into `out` (`out_dim` values per row), in runs
+    /// of at most [`MAX_ROWS_PER_RUN`] rows (one row at a time when the model's
+    /// batch dimension is fixed). `after_run` is the strict-mode check that
+    /// follows each run. On error, `out` may be partly written.
+    pub fn embed_rows(
+        &mut self,
+        rows: &TokenRows<'_>,
+        out: &mut [f32],
+        out_dim: usize,
+        after_run: &impl Fn() -> Result<(), EmbedError>,
+    ) -> Result<(), EmbedError> {
+        if let Some(error) = &self.input_error {
+            return Err(error.clone());
+        }
+        let rows_per_run = if self.policy.batches {
+            MAX_ROWS_PER_RUN
+        } else {
+            1
+        };
+        let count = rows.count();
+        for (first, out) in (0..count)
+            .step_by(rows_per_run)
+            .zip(out.chunks_mut(rows_per_run * out_dim))
+        {
+            let rows = rows.slice(first, rows_per_run.min(count - first));
+            let len = self.run_length(&rows);
+            let index = self.prepare(&rows, len)?;
+            self.clock += 1;
+            let run = &mut self.runs[index];
+            run.last_used = self.clock;
+            let outputs = self
+                .session
+                .run_with_options(&run.inputs[..], &run.run_options)
+                .map_err(EmbedError::onnx_runtime)?;
+            drop(outputs);
+            after_run()?;
+            let (layout, stride) = (run.layout, run.row_stride);
+            for ((row, out), data) in rows
+                .iter()
+                .zip(out.chunks_exact_mut(out_dim))
+                .zip(self.output.chunks(stride))
+            {
+                pooling::pool(data, layout, row.mask, &mut self.pooled);
+                pooling::fold_and_normalize(&self.pooled, out);
+            }
+        }
+        Ok(())
+    }
+
+    /// The sequence length a run of `rows` needs (see the module docs).
+    fn run_length(&self, rows: &TokenRows<'_>) -> usize {
+        if !self.policy.trims {
+            return self.seq_len;
+        }
+        let mut len = 1;
+        for row in rows.iter() {
+            match row.mask.and_then(|m| m.iter().rposition(|&v| v > 0)) {
+                Some(last) => len = len.max(last + 1),
+                None => return self.seq_len,
+            }
+        }
+        len
+    }
+
+    /// Writes `rows` cut to `len` into the input storages and returns the index
+    /// of the run shape's tensors, creating them on first use.
+    fn prepare(&mut self, rows: &TokenRows<'_>, len: usize) -> Result<usize, EmbedError> {
+        let n = rows.count();
+        self.reserve_inputs(n, len)?;
+        for slot in &mut self.inputs {
+            let elements = input_elements(&slot.shape, self.policy, n, len)?;
+            let per_row = elements / n;
+            if per_row == 0 {
+                continue;
+            }
+            match &mut slot.storage {
+                Storage::F32(data) => data[..elements].fill(0.0),
+                Storage::I64(data) => {
+                    for (row, dst) in rows.iter().zip(data.chunks_exact_mut(per_row)) {
+                        fill_row(slot.fill, &row, dst);
+                    }
+                }
+            }
+        }
+        match self.runs.iter().position(|r| r.rows == n && r.len == len) {
+            Some(index) => Ok(index),
+            None => self.add_run(n, len),
+        }
+    }
+
+    /// Makes each input storage hold a run of `n` rows of `len`.
+    fn reserve_inputs(&mut self, n: usize, len: usize) -> Result<(), EmbedError> {
+        let mut fits = true;
+        for slot in &self.inputs {
+            fits &= slot.storage.len() >= input_elements(&slot.shape, self.policy, n, len)?;
+        }
+        if fits {
+            return Ok(());
+        }
+        // The kept tensors view the storages about to move.
+        self.runs.clear();
+        for slot in &mut self.inputs {
+            let elements = input_elements(&slot.shape, self.policy, n, len)?;
+            match &mut slot.storage {
+                Storage::I64(v) if v.len() < elements => grow(v, elements)?,
+                Storage::F32(v) if v.len() < elements => grow(v, elements)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the tensors of run shape (`n`, `len`): runs once with ONNX Runtime
+    /// allocating the output to learn its shape, then keeps a view of the output
+    /// storage for every later run. The inputs must already be written.
+    fn add_run(&mut self, n: usize, len: usize) -> Result<usize, EmbedError> {
+        if self.runs.len() >= MAX_CACHED_SHAPES {
+            if let Some(oldest) = (0..self.runs.len()).min_by_key(|&i| self.runs[i].last_used) {
+                self.runs.swap_remove(oldest);
+            }
+        }
+        let mut inputs = Vec::with_capacity(self.inputs.len());
+        for slot in &mut self.inputs {
+            let shape = run_shape(&slot.shape, self.policy, n, len);
+            // SAFETY: `run_shape` fits the storage (`reserve_inputs`), and the view
+            // lives in `self.runs`, which is cleared before any storage moves and
+            // dropped before the storages.
+            let view = unsafe {
+                match &mut slot.storage {
+                    Storage::I64(v) => tensor_over(v, &shape),
+                    Storage::F32(v) => tensor_over(v, &shape),
+                }
+            };
+            inputs.push(SessionInputValue::Owned(
+                view.map_err(EmbedError::onnx_runtime)?,
+            ));
+        }
+        let shape = {
+            let probe = select_output(&self.output_name, None).map_err(EmbedError::onnx_runtime)?;
+            let outputs = self
+                .session
+                .run_with_options(&inputs[..], &probe)
+                .map_err(EmbedError::onnx_runtime)?;
+            float_output(&outputs[0])?.0.to_vec()
+        };
+        let layout = OutputLayout::from_shape(&shape, self.seq_len)?;
+        if n > 1 && shape.first() != Some(&(n as i64)) {
+            return Err(EmbedError::library("batch_output_mismatch"));
+        }
+        let elements = run_elements(&shape)?;
+        if self.output.len() < elements {
+            // The kept output views point into the storage about to move.
+            self.runs.clear();
+            grow(&mut self.output, elements)?;
+        }
+        // SAFETY: as for the inputs above; the output storage holds `elements`.
+        let output = unsafe { tensor_over(&mut self.output, &shape) };
+        let output = output.map_err(EmbedError::onnx_runtime)?;
+        let run_options =
+            select_output(&self.output_name, Some(output)).map_err(EmbedError::onnx_runtime)?;
+        self.pooled.resize(layout.hidden(), 0.0);
+        self.runs.push(ShapedRun {
+            rows: n,
+            len,
+            last_used: self.clock,
+            inputs,
+            run_options,
+            layout,
+            row_stride: elements / n,
+        });
+        Ok(self.runs.len() - 1)
+    }
+}
+
+/// The shape of one input for a run of `n` rows of `len` positions.
+fn run_shape(full_row: &[i64], policy: ShapePolicy, n: usize, len: usize) -> Vec<i64> {
+    (0..full_row.len())
+        .map(|i| run_dim(full_row, policy, n, len, i))
+        .collect()
+}
+
+/// Dimension `i` of [`run_shape`] (without allocating the shape).
+fn run_dim(full_row: &[i64], policy: ShapePolicy, n: usize, len: usize, i: usize) -> i64 {
+    match i {
+        0 if policy.batches => n as i64,
+        1 if policy.trims => len as i64,
+        _ => full_row[i],
+    }
+}
+
+/// The element count of [`run_shape`].
+fn input_elements(
+    full_row: &[i64],
+    policy: ShapePolicy,
+    n: usize,
+    len: usize,
+) -> Result<usize, EmbedError> {
+    (0..full_row.len())
+        .map(|i| run_dim(full_row, policy, n, len, i))
+        .try_fold(1usize, |acc, d| acc.checked_mul(usize::try_from(d).ok()?))
+        .ok_or_else(|| EmbedError::library("run_too_large"))
+}
+
+fn run_elements(shape: &[i64]) -> Result<usize, EmbedError> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(usize::try_from(d).ok()?))
+        .ok_or_else(|| EmbedError::library("run_too_large"))
+}
+
+/// Writes one row of an int64 input (`dst.len()` positions).
+fn fill_row(fill: InputFill, row: &TokenInput<'_>, dst: &mut [i64]) {
+    let len = dst.len();
+    match (fill, row.mask, row.token_types) {
+        (InputFill::Ids, _, _) => dst.copy_from_slice(&row.ids[..len]),
+        (InputFill::Mask, Some(mask), _) => dst.copy_from_slice(&mask[..len]),
+        (InputFill::Mask, None, _) => dst.fill(1),
+        (InputFill::TokenTypes, _, Some(types)) => dst.copy_from_slice(&types[..len]),
+        (InputFill::Positions, _, _) => dst.iter_mut().zip(0..).for_each(|(x, i)| *x = i),
+        _ => dst.fill(0),
+    }
+}
+
+/// Grows `storage` to at least `elements` (doubling), reporting a failed
+/// allocation as an error instead of aborting.
+fn grow<T: Copy + Default>(storage: &mut Vec<T>, elements: usize) -> Result<(), EmbedError> {
+    let target = elements.max(
+        storage
+            .len()
+            .saturating_mul(2)
+            .min(elements.saturating_mul(2)),
+    );
+    storage
+        .try_reserve_exact(target - storage.len())
+        .map_err(|_| EmbedError::library("out_of_memory"))?;
+    storage.resize(target, T::default());
+    Ok(())
+}
+
+/// An ONNX Runtime tensor of `shape` over the first elements of `storage`,
+/// owned as a value (so it can be a preallocated output) but not owning the
+/// memory.
+///
+/// # Safety
+/// `storage` holds at least the shape's element count, and the returned value
+/// is dropped before `storage` is resized, moved or dropped.
+unsafe fn tensor_over<T: PrimitiveTensorElementType>(
+    storage: &mut [T],
+    shape: &[i64],
+) -> Result<DynValue, ort::Error> {
+    let allocator = Allocator::default();
+    let bytes = std::mem::size_of_val(storage);
+    let mut value = std::ptr::null_mut();
+    let api = ort::api::ort();
+    // SAFETY: the memory info is the CPU allocator's, the data pointer and byte
+    // count describe `storage`, and `shape` outlives the call; ONNX Runtime only
+    // records the pointer (the caller keeps it valid, per this function's contract).
+    let status = unsafe {
+        (api.CreateTensorWithDataAsOrtValue)(
+            allocator.memory_info().ptr(),
+            storage.as_mut_ptr().cast(),
+            bytes,
+            shape.as_ptr(),
+            shape.len(),
+            T::into_tensor_element_type().into(),
+            &mut value,
+        )
+    };
+    // SAFETY: `status` was just returned by the API and is consumed once.
+    unsafe { ort::Error::result_from_status(status) }?;
+    let value = NonNull::new(value).ok_or_else(|| ort::Error::new("no tensor was created"))?;
+    // SAFETY: `value` is a tensor just created on the CPU allocator's memory info;
+    // releasing it does not free `storage` (ONNX Runtime does not own user data).
+    Ok(unsafe { DynValue::from_ptr(value, Some(&allocator)) })
+}
+
+/// Run options that compute only `name`, written into `preallocated` if given.
+pub fn select_output(
+    name: &str,
+    preallocated: Option<DynValue>,
+) -> Result<RunOptions<HasSelectedOutputs>, ort::Error> {
+    let selector = OutputSelector::no_default().with(name);
+    let selector = match preallocated {
+        Some(value) => selector.preallocate(name, value),
+        None => selector,
+    };
+    Ok(RunOptions::new()?.with_outputs(selector))
+}
+
+/// The read output as a float tensor, or the contract's error for it.
+fn float_output(output: &DynValue) -> Result<(&[i64], &[f32]), EmbedError> {
+    let dtype = output.dtype();
+    if !dtype.is_tensor() {
+        return Err(EmbedError::library("output_not_tensor"));
+    }
+    if dtype.tensor_type() != Some(TensorElementType::Float32) {
+        return Err(EmbedError::library("output_not_float"));
+    }
+    let (shape, data) = output
+        .try_extract_tensor::<f32>()
+        .map_err(EmbedError::onnx_runtime)?;
+    Ok((shape, data))
+}
