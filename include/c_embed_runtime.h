@@ -1,10 +1,26 @@
 /*
  * c_embed_runtime: text embeddings through ONNX Runtime, C ABI.
  *
- * Handles are opaque `void*` (as in the legacy library). Every returned string is
- * owned by the library: never free it; see each function for how long it lives.
- * The library is thread-safe: any function may be called from any thread, and
- * several threads may embed with one handle at once (destroy excepted).
+ * Handles: opaque `void*` values (as in the legacy library), checked on every
+ * call. NULL, a destroyed handle, a handle destroyed twice or any pointer that
+ * is not a live handle is an "invalid handle": embed returns 0 and the getters
+ * return their invalid-handle values; nothing it points to is read.
+ *
+ * Threads: any function may be called from any thread. Several threads may
+ * embed with one handle at once; a destroy while other threads are inside a
+ * call on the handle lets those calls finish, then frees the handle.
+ *
+ * Strings: every returned string is owned by the library (never free it) and
+ * never NULL. Static strings (device names, the version, invalid-handle values)
+ * live for the whole process. c_embed_runtime_last_error belongs to the calling
+ * thread and the handle: valid until that thread's next call on that handle, or
+ * the handle's destroy, whatever other threads do meanwhile.
+ * c_embed_runtime_last_create_error: until the calling thread's next call of it.
+ * c_embed_runtime_cpu_fallback_detail: fixed once set, valid until destroy.
+ *
+ * Arrays: the library reads exactly seq_len values per row from each non-NULL
+ * token array and writes out_dim floats per row; it cannot check that the
+ * caller's arrays are that long.
  */
 
 #ifndef C_EMBED_RUNTIME_H
@@ -29,8 +45,11 @@ extern "C" {
  *   CPU | HOST; case-insensitive; NULL or "" means AUTO.
  * - `seq_len`: tokens per call, clamped to at least 8. `embed` reads exactly
  *   this many values from each array, even if the caller asked for fewer than 8.
+ *   Above 1,048,576 the create fails.
  * - `out_dim`: length of the output vector, clamped to at least 1.
- * - `threads`: ONNX Runtime intra-op threads, clamped to at least 1.
+ * - `threads`: ONNX Runtime intra-op threads per session, clamped to 1..=64.
+ *   A CPU handle opens up to (cores / threads) sessions, at most 4, when several
+ *   threads embed on it at once.
  * - `strict`: non-zero makes `embed` fail once a CPU-fallback signal was seen on
  *   a non-CPU device.
  *
@@ -63,6 +82,11 @@ const char *c_embed_runtime_last_create_error(void);
  * mean-pools the model's output over the tokens whose mask is > 0, keeps the
  * first `out_dim` values (zero-padded) and L2-normalises them.
  *
+ * The model runs only up to the last position whose mask is not 0 (all
+ * `seq_len` positions for a NULL or all-zero mask, and for static-shape models):
+ * positions with mask 0 do not change the result, so trailing padding costs
+ * nothing, and ids past the last non-zero mask value are not checked.
+ *
  * - `input_ids`: `seq_len` token ids; must not be NULL.
  * - `attention_mask`: `seq_len` values, or NULL for all ones.
  * - `token_type_ids`: `seq_len` values, or NULL for all zeros.
@@ -74,7 +98,7 @@ const char *c_embed_runtime_last_create_error(void);
  * result it would get alone. The arrays are only used during the call.
  *
  * # Safety
- * `handle` is NULL or a live handle; each non-NULL array holds at least
+ * `handle` may be any value (see the module docs); each non-NULL array holds at least
  * `seq_len` (`out_vec`: `out_dim`) elements.
  */
 int32_t c_embed_runtime_embed(void *handle,
@@ -102,7 +126,7 @@ int32_t c_embed_runtime_embed(void *handle,
  * array lifetime as for `c_embed_runtime_embed`.
  *
  * # Safety
- * `handle` is NULL or a live handle; each non-NULL array holds at least
+ * `handle` may be any value (see the module docs); each non-NULL array holds at least
  * `rows * seq_len` (`out_vecs`: `rows * out_dim`) elements.
  */
 int32_t c_embed_runtime_embed_batch(void *handle,
@@ -115,70 +139,57 @@ int32_t c_embed_runtime_embed_batch(void *handle,
 /**
  * The last embed error of this handle on the calling thread: "" after a success,
  * else prefixed `ort_error:` (ONNX Runtime), `std_error:` (this library) or
- * `unknown_error`. NULL handle: "invalid_handle".
+ * `unknown_error`. Invalid handle: "invalid_handle".
  *
  * The string is owned by the handle and stays valid until this thread's next call
  * on the same handle (other threads' calls do not affect it), and never past
  * `c_embed_runtime_destroy`. Never NULL.
  *
- * # Safety
- * `handle` is NULL or a live handle.
  */
 const char *c_embed_runtime_last_error(void *handle);
 
 /**
  * The device the handle runs on: "NPU", "CUDA", "GPU" (OpenVINO GPU) or "CPU";
- * "invalid" for a NULL handle. A static string: valid for the life of the process.
+ * "invalid" for an invalid handle. A static string: valid for the life of the process.
  *
- * # Safety
- * `handle` is NULL or a live handle.
  */
 const char *c_embed_runtime_selected_device(void *handle);
 
 /**
  * 1 if this handle's session logged a CPU-fallback signal (never on the CPU
- * device), else 0; 0 for a NULL handle. Once set, it stays set.
+ * device), else 0; 0 for an invalid handle. Once set, it stays set.
  *
- * # Safety
- * `handle` is NULL or a live handle.
  */
 int32_t c_embed_runtime_cpu_fallback_detected(void *handle);
 
 /**
  * The first CPU-fallback message of this handle (at most 640 bytes), "" if none;
- * "invalid_handle" for a NULL handle.
+ * "invalid_handle" for an invalid handle.
  *
  * The string is owned by the handle and, once set, never changes: it stays valid
  * until `c_embed_runtime_destroy`. Never NULL.
  *
- * # Safety
- * `handle` is NULL or a live handle.
  */
 const char *c_embed_runtime_cpu_fallback_detail(void *handle);
 
 /**
- * The effective (clamped) `out_dim`; 0 for a NULL handle.
+ * The effective (clamped) `out_dim`; 0 for an invalid handle.
  *
- * # Safety
- * `handle` is NULL or a live handle.
  */
 int32_t c_embed_runtime_output_dim(void *handle);
 
 /**
- * The effective (clamped) `seq_len`; 0 for a NULL handle.
+ * The effective (clamped) `seq_len`; 0 for an invalid handle.
  *
- * # Safety
- * `handle` is NULL or a live handle.
  */
 int64_t c_embed_runtime_seq_len(void *handle);
 
 /**
  * The model's hidden size: the last dimension of the output that is pooled
- * (384 for all-MiniLM-L6-v2). 0 for a NULL handle, and for a model whose output
- * cannot be pooled (then every embed says why).
+ * (384 for all-MiniLM-L6-v2). 0 for an invalid handle, and for a model that
+ * cannot be run as the contract says (its inputs cannot be fed or its output
+ * cannot be pooled: then every embed says why).
  *
- * # Safety
- * `handle` is NULL or a live handle.
  */
 int32_t c_embed_runtime_hidden_size(void *handle);
 
@@ -189,12 +200,11 @@ int32_t c_embed_runtime_hidden_size(void *handle);
 const char *c_embed_runtime_version(void);
 
 /**
- * Frees a handle, its session and its buffers. NULL is a no-op. The handle and
- * every string it returned are invalid afterwards; no other thread may be using
- * it during the call.
- *
- * # Safety
- * `handle` is NULL or a live handle, not used again after this call.
+ * Frees a handle: its sessions, buffers and strings. NULL, a handle already
+ * destroyed and any value that is not a live handle are ignored. Calls other
+ * threads are making on the handle finish normally; the handle is freed when
+ * the last of them returns. Every later call with this handle gets the
+ * invalid-handle result, and every string it returned is invalid.
  */
 void c_embed_runtime_destroy(void *handle);
 

@@ -2,15 +2,20 @@
 //!
 //! **Length-aware execution.** When every input is a `[batch, sequence]` tensor
 //! with a dynamic sequence dimension and the model takes an `attention_mask`, a
-//! run covers positions up to the last one whose mask is > 0 and no further: the
-//! positions cut are masked out, so the vectors are those of the full-length run
-//! (within float rounding). A NULL mask or an all-zero mask keeps `seq_len`
+//! run covers positions up to the last one whose mask is not 0 and no further:
+//! the positions cut have mask 0, which attention ignores, so the vectors are
+//! those of the full-length run (within float rounding). (Not "> 0": a model may
+//! treat a negative mask value differently from 0.) Their ids are not fed to the
+//! model, so an id there that the model would reject is not an error.
+//! A NULL mask or an all-zero mask keeps `seq_len`
 //! (with no valid token the contract uses token 0's vector, which attends to
 //! every position). Static-shape models always run at their own length.
 //!
 //! **Exact shapes, one copy of memory.** Measured on all-MiniLM-L6-v2 int8 with
-//! one thread, a run costs about 0.3 ms per token, so padding to length buckets
-//! (multiples of 8, or powers of two) would add 10-25% to typical sentences. The
+//! one thread on this project's 2-core machine, a run costs about 2 ms plus
+//! 0.7 ms per token (17 ms for sentences of 6-43 tokens, 96 ms padded to 128),
+//! so padding to length buckets would cost a typical sentence about 15%
+//! (multiples of 8) to 40% (powers of two). The
 //! pool therefore runs every exact length, and keeps the memory of one run
 //! shape: each input and the output have one storage vector, and the ONNX
 //! Runtime tensors of every shape seen ([`ShapedRun`]) are views of their
@@ -104,7 +109,7 @@ impl<'a> TokenRows<'a> {
 /// Which dimensions of the run follow the caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct ShapePolicy {
-    /// The sequence dimension follows the last valid position.
+    /// The sequence dimension follows the last non-zero mask position.
     trims: bool,
     /// Several rows go into one run.
     batches: bool,
@@ -305,17 +310,8 @@ impl EmbedBuffers {
 
     /// The sequence length a run of `rows` needs (see the module docs).
     fn run_length(&self, rows: &TokenRows<'_>) -> usize {
-        if !self.policy.trims {
-            return self.seq_len;
-        }
-        let mut len = 1;
-        for row in rows.iter() {
-            match row.mask.and_then(|m| m.iter().rposition(|&v| v > 0)) {
-                Some(last) => len = len.max(last + 1),
-                None => return self.seq_len,
-            }
-        }
-        len
+        let own = |row: TokenInput<'_>| row_length(self.policy, self.seq_len, &row);
+        rows.iter().map(own).max().unwrap_or(1)
     }
 
     /// Writes `rows` cut to `len` into the input storages and returns the index
@@ -333,7 +329,8 @@ impl EmbedBuffers {
                 Storage::F32(data) => data[..elements].fill(0.0),
                 Storage::I64(data) => {
                     for (row, dst) in rows.iter().zip(data.chunks_exact_mut(per_row)) {
-                        fill_row(slot.fill, &row, dst);
+                        let own_len = row_length(self.policy, self.seq_len, &row);
+                        fill_row(slot.fill, &row, own_len, dst);
                     }
                 }
             }
@@ -464,14 +461,35 @@ fn run_elements(shape: &[i64]) -> Result<usize, EmbedError> {
         .ok_or_else(|| EmbedError::library("run_too_large"))
 }
 
-/// Writes one row of an int64 input (`dst.len()` positions).
-fn fill_row(fill: InputFill, row: &TokenInput<'_>, dst: &mut [i64]) {
+/// The positions one row needs alone: up to its last non-zero mask value.
+fn row_length(policy: ShapePolicy, seq_len: usize, row: &TokenInput<'_>) -> usize {
+    if !policy.trims {
+        return seq_len;
+    }
+    match row.mask.and_then(|m| m.iter().rposition(|&v| v != 0)) {
+        Some(last) => last + 1,
+        None => seq_len,
+    }
+}
+
+/// Writes one row of an int64 input (`dst.len()` positions). Positions from
+/// `own_len` on, which a longer row of the batch made part of the run, are
+/// padding (id 0, type 0; their mask is 0): as in the row's own run, the
+/// caller's values there never reach the model.
+fn fill_row(fill: InputFill, row: &TokenInput<'_>, own_len: usize, dst: &mut [i64]) {
     let len = dst.len();
+    let given = own_len.min(len);
     match (fill, row.mask, row.token_types) {
-        (InputFill::Ids, _, _) => dst.copy_from_slice(&row.ids[..len]),
+        (InputFill::Ids, _, _) => {
+            dst[..given].copy_from_slice(&row.ids[..given]);
+            dst[given..].fill(0);
+        }
         (InputFill::Mask, Some(mask), _) => dst.copy_from_slice(&mask[..len]),
         (InputFill::Mask, None, _) => dst.fill(1),
-        (InputFill::TokenTypes, _, Some(types)) => dst.copy_from_slice(&types[..len]),
+        (InputFill::TokenTypes, _, Some(types)) => {
+            dst[..given].copy_from_slice(&types[..given]);
+            dst[given..].fill(0);
+        }
         (InputFill::Positions, _, _) => dst.iter_mut().zip(0..).for_each(|(x, i)| *x = i),
         _ => dst.fill(0),
     }

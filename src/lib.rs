@@ -10,9 +10,12 @@
 //! - [`pooling`]: mean pooling, folding and normalisation.
 //! - [`fallback`]: CPU-fallback signal detection.
 //! - [`loader`]: finding and loading the ONNX Runtime library.
+//! - `alloc_counter` (feature `alloc-counter`, benchmark builds only): counts Rust heap allocations.
 
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
+#[cfg(feature = "alloc-counter")]
+pub mod alloc_counter;
 pub mod buffers;
 pub mod device;
 pub mod error;

@@ -2,7 +2,9 @@
 //!
 //! The library is found at the first `create`, in this order:
 //! 1. `ORT_DYLIB_PATH`, when set and not empty (an explicit choice: nothing else is tried);
-//! 2. a `libonnxruntime.so*` beside `libc_embed_runtime.so` (where the build puts one);
+//! 2. a `libonnxruntime.so*` beside `libc_embed_runtime.so` (where the build puts one),
+//!    then in its `c_embed_runtime/` subdirectory (where `make install` puts the
+//!    one it was built with, out of the way of other users of the library directory);
 //! 3. the system's (`libonnxruntime.so`, then `libonnxruntime.so.1`, by the dynamic loader's search).
 //!
 //! A failure is not remembered, so a later `create` tries again (for example
@@ -20,6 +22,10 @@ use crate::error::CreateError;
 
 /// Overrides where ONNX Runtime is loaded from.
 pub const ORT_PATH_ENV: &str = "ORT_DYLIB_PATH";
+
+/// The subdirectory of the library's directory that `make install` gives the
+/// ONNX Runtime it was built with.
+pub const INSTALL_SUBDIR: &str = "c_embed_runtime";
 
 const SYSTEM_NAMES: [&str; 2] = ["libonnxruntime.so", "libonnxruntime.so.1"];
 
@@ -68,7 +74,16 @@ fn candidates(env_path: Option<OsString>, own_dir: Option<&Path>) -> Vec<Candida
             source: ORT_PATH_ENV,
         }];
     }
-    let beside = own_dir.map(beside_candidates).unwrap_or_default();
+    let beside = own_dir
+        .map(|dir| {
+            let mut found = beside_candidates(dir, "beside libc_embed_runtime.so");
+            found.extend(beside_candidates(
+                &dir.join(INSTALL_SUBDIR),
+                "installed with libc_embed_runtime.so",
+            ));
+            found
+        })
+        .unwrap_or_default();
     let system = SYSTEM_NAMES.iter().map(|name| Candidate {
         path: PathBuf::from(name),
         source: "system",
@@ -77,7 +92,7 @@ fn candidates(env_path: Option<OsString>, own_dir: Option<&Path>) -> Vec<Candida
 }
 
 /// `libonnxruntime.so` first, then versioned names, newest first.
-fn beside_candidates(dir: &Path) -> Vec<Candidate> {
+fn beside_candidates(dir: &Path, source: &'static str) -> Vec<Candidate> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -90,7 +105,7 @@ fn beside_candidates(dir: &Path) -> Vec<Candidate> {
         .into_iter()
         .map(|name| Candidate {
             path: dir.join(name),
-            source: "beside libc_embed_runtime.so",
+            source,
         })
         .collect()
 }
@@ -165,7 +180,11 @@ mod tests {
         ] {
             std::fs::write(dir.join(name), b"").unwrap();
         }
+        let installed = dir.join(INSTALL_SUBDIR);
+        std::fs::create_dir_all(&installed).unwrap();
+        std::fs::write(installed.join("libonnxruntime.so.1.31.1"), b"").unwrap();
         let got = candidates(None, Some(&dir));
+        assert_eq!(got[3].path, installed.join("libonnxruntime.so.1.31.1"));
         let names: Vec<_> = got
             .iter()
             .map(|c| c.path.file_name().unwrap().to_str().unwrap().to_owned())
@@ -177,6 +196,7 @@ mod tests {
                 "libonnxruntime.so",
                 "libonnxruntime.so.1.31.1",
                 "libonnxruntime.so.1.24.0",
+                "libonnxruntime.so.1.31.1",
                 "libonnxruntime.so",
                 "libonnxruntime.so.1"
             ]

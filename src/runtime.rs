@@ -32,6 +32,13 @@ use crate::session::{self, SessionSettings};
 /// `seq_len` is clamped to at least this.
 pub const MIN_SEQ_LEN: i64 = 8;
 
+/// Largest accepted `seq_len`: a million tokens, far beyond any text model, and
+/// small enough that every buffer sized from it is an ordinary allocation.
+pub const MAX_SEQ_LEN: i64 = 1 << 20;
+
+/// `threads` is clamped to `1..=MAX_THREADS`.
+pub const MAX_THREADS: i32 = 64;
+
 /// Most sessions one handle opens.
 pub const MAX_SESSIONS: usize = 4;
 
@@ -74,12 +81,15 @@ impl EmbedRuntime {
     /// Loads ONNX Runtime if needed, then opens the model on the first device of
     /// `options.devices` that works.
     pub fn create(options: &CreateOptions<'_>) -> Result<Self, CreateError> {
-        let seq_len = options.seq_len.max(MIN_SEQ_LEN);
-        let seq_len = usize::try_from(seq_len).map_err(|_| {
-            CreateError::library(format!("seq_len {seq_len} does not fit in memory"))
-        })?;
+        if options.seq_len > MAX_SEQ_LEN {
+            return Err(CreateError::library(format!(
+                "seq_len {} is above the maximum {MAX_SEQ_LEN}",
+                options.seq_len
+            )));
+        }
+        let seq_len = options.seq_len.max(MIN_SEQ_LEN) as usize;
         let out_dim = options.out_dim.max(1) as usize;
-        let intra_threads = options.threads.max(1) as usize;
+        let intra_threads = options.threads.clamp(1, MAX_THREADS) as usize;
         check_model_path(options.model_path)?;
 
         let environment = loader::environment()?;
@@ -305,13 +315,24 @@ fn check_model_path(path: &Path) -> Result<(), CreateError> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => Err(CreateError::library(format!(
             "model path is a directory: {}",
-            path.display()
+            shown(path)
         ))),
         Ok(_) => Ok(()),
         Err(e) => Err(CreateError::library(format!(
             "cannot read model file {}: {e}",
-            path.display()
+            shown(path)
         ))),
+    }
+}
+
+/// A path for an error message, cut to a readable length (a caller may pass
+/// a path of any size).
+fn shown(path: &Path) -> String {
+    const MAX_CHARS: usize = 240;
+    let full = path.display().to_string();
+    match full.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{}... ({} bytes)", &full[..cut], path.as_os_str().len()),
+        None => full,
     }
 }
 

@@ -5,20 +5,37 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use common::{real_model, sentence, test_model, Handle};
 
-/// Counts every allocation and reallocation made through Rust's allocator.
+/// Counts the allocations and reallocations made through Rust's allocator by
+/// the threads that asked for it (the test harness's own threads allocate at
+/// any time, for example to report another test's result).
 struct CountingAllocator;
 
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
+thread_local! {
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn count_this_thread() {
+    COUNTED.with(|c| c.set(true));
+}
+
+fn record() {
+    if COUNTED.with(Cell::get) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 // SAFETY: forwards to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        record();
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
     }
@@ -29,7 +46,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        record();
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -41,7 +58,9 @@ static GLOBAL: CountingAllocator = CountingAllocator;
 /// The counter is process-wide: the tests of this file take turns.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Takes this test's turn and counts this thread's allocations from now on.
 fn serial() -> std::sync::MutexGuard<'static, ()> {
+    count_this_thread();
     SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

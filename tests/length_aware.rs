@@ -7,7 +7,9 @@ mod common;
 
 use c_embed_runtime::buffers::MAX_CACHED_SHAPES;
 use c_embed_runtime::device::Device;
-use c_embed_runtime::runtime::{CreateOptions, EmbedRuntime, FallbackSignals, TokenInput};
+use c_embed_runtime::runtime::{
+    CreateOptions, EmbedRuntime, FallbackSignals, TokenInput, TokenRows,
+};
 use common::{sentence, test_model};
 
 fn runtime(model: &std::path::Path, seq_len: i64, threads: i32) -> EmbedRuntime {
@@ -151,4 +153,26 @@ fn two_threads_on_one_handle_both_progress() {
         }
     });
     assert_eq!(wide.open_sessions(), 1);
+}
+
+/// A row sees in a batch what it sees alone: positions after its last non-zero
+/// mask value are padding, even when a longer row makes the run reach them.
+#[test]
+fn a_batch_row_never_feeds_its_own_masked_tail() {
+    let seq_len = 16;
+    let handle = runtime(&test_model("tiny_bert"), seq_len as i64, 1);
+    let (mut short_ids, short_mask) = sentence(seq_len, 4, 100, 1);
+    short_ids[10] = 1_000_000; // out of the vocabulary, after the last valid token
+    let (long_ids, long_mask) = sentence(seq_len, 14, 100, 2);
+    let alone = embed(&handle, &short_ids, Some(&short_mask));
+    let rows = TokenRows {
+        seq_len,
+        ids: &[short_ids, long_ids.clone()].concat(),
+        mask: Some(&[short_mask, long_mask.clone()].concat()),
+        token_types: None,
+    };
+    let mut out = vec![0.0; 2 * handle.out_dim()];
+    handle.embed_rows(&rows, &mut out).expect("batch");
+    assert_close(&out[..24], &alone);
+    assert_close(&out[24..], &embed(&handle, &long_ids, Some(&long_mask)));
 }

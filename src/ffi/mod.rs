@@ -2,17 +2,34 @@
 //! declared them. This layer only converts pointers, catches panics and turns
 //! results into the ABI's return values and error strings; the work is done in
 //! [`crate::runtime`].
+//!
+//! **Handles** are tokens of a registry, not addresses: every function checks
+//! the value it is given, so NULL, a destroyed handle, a handle destroyed twice,
+//! or any other pointer or number is an *invalid handle*: embed returns 0 and
+//! the getters return their invalid-handle values, with nothing read from the
+//! memory the value might point to.
+//!
+//! **Strings** returned by the library are never NULL. Static ones (device
+//! names, the version, the invalid-handle strings) live for the whole process.
+//! `last_error` belongs to the calling thread and the handle: it stays valid
+//! until that thread's next call on that handle or the handle's destroy, however
+//! other threads use the handle meanwhile. `last_create_error` belongs to the
+//! calling thread until its next call of that function. `cpu_fallback_detail`
+//! never changes once set and lives until destroy.
 
 mod boundary;
 mod messages;
+mod registry;
 
 use std::ffi::{c_char, c_void, CStr, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr;
+use std::sync::Arc;
 
 use self::boundary::{catch_panic, optional_c_str, optional_slice, optional_slice_mut};
 use self::messages::ThreadMessages;
+use self::registry::Registry;
 use crate::device;
 use crate::error::{CreateError, UNKNOWN_CREATE_ERROR, UNKNOWN_EMBED_ERROR};
 use crate::runtime::{CreateOptions, EmbedRuntime, FallbackSignals, TokenRows};
@@ -23,14 +40,13 @@ struct Handle {
     errors: ThreadMessages,
 }
 
-/// The handle behind a caller's pointer.
-///
-/// # Safety
-/// `handle` is NULL or a pointer returned by `c_embed_runtime_create` and not yet
-/// destroyed.
-unsafe fn handle_ref<'a>(handle: *mut c_void) -> Option<&'a Handle> {
-    // SAFETY: non-NULL handles come from Box::into_raw in create (caller's contract).
-    (!handle.is_null()).then(|| unsafe { &*handle.cast::<Handle>() })
+/// Every live handle; callers hold tokens of this registry.
+static HANDLES: Registry<Handle> = Registry::new();
+
+/// The live handle behind a caller's value; `None` for NULL, destroyed or
+/// foreign values (nothing the caller passed is dereferenced).
+fn handle_ref(handle: *mut c_void) -> Option<Arc<Handle>> {
+    HANDLES.get(handle)
 }
 
 fn create_handle(
@@ -40,7 +56,7 @@ fn create_handle(
     out_dim: i32,
     threads: i32,
     strict: i32,
-) -> Result<Box<Handle>, CreateError> {
+) -> Result<Handle, CreateError> {
     let model_path = model_path
         .map(|p| Path::new(OsStr::from_bytes(p.to_bytes())))
         .filter(|p| !p.as_os_str().is_empty())
@@ -55,10 +71,10 @@ fn create_handle(
         strict: strict != 0,
         fallback_signals: FallbackSignals::ByDevice,
     })?;
-    Ok(Box::new(Handle {
+    Ok(Handle {
         runtime,
         errors: ThreadMessages::default(),
-    }))
+    })
 }
 
 /// Creates an embedding handle: loads ONNX Runtime (first call only), opens the
@@ -71,8 +87,11 @@ fn create_handle(
 ///   CPU | HOST; case-insensitive; NULL or "" means AUTO.
 /// - `seq_len`: tokens per call, clamped to at least 8. `embed` reads exactly
 ///   this many values from each array, even if the caller asked for fewer than 8.
+///   Above 1,048,576 the create fails.
 /// - `out_dim`: length of the output vector, clamped to at least 1.
-/// - `threads`: ONNX Runtime intra-op threads, clamped to at least 1.
+/// - `threads`: ONNX Runtime intra-op threads per session, clamped to 1..=64.
+///   A CPU handle opens up to (cores / threads) sessions, at most 4, when several
+///   threads embed on it at once.
 /// - `strict`: non-zero makes `embed` fail once a CPU-fallback signal was seen on
 ///   a non-CPU device.
 ///
@@ -108,7 +127,7 @@ pub unsafe extern "C" fn c_embed_runtime_create(
     match created {
         Ok(handle) => {
             messages::set_create_error("");
-            Box::into_raw(handle).cast()
+            HANDLES.insert(handle)
         }
         Err(error) => {
             let message = error.map_or_else(|| UNKNOWN_CREATE_ERROR.to_owned(), |e| e.to_string());
@@ -133,6 +152,11 @@ pub extern "C" fn c_embed_runtime_last_create_error() -> *const c_char {
 /// mean-pools the model's output over the tokens whose mask is > 0, keeps the
 /// first `out_dim` values (zero-padded) and L2-normalises them.
 ///
+/// The model runs only up to the last position whose mask is not 0 (all
+/// `seq_len` positions for a NULL or all-zero mask, and for static-shape models):
+/// positions with mask 0 do not change the result, so trailing padding costs
+/// nothing, and ids past the last non-zero mask value are not checked.
+///
 /// - `input_ids`: `seq_len` token ids; must not be NULL.
 /// - `attention_mask`: `seq_len` values, or NULL for all ones.
 /// - `token_type_ids`: `seq_len` values, or NULL for all zeros.
@@ -144,7 +168,7 @@ pub extern "C" fn c_embed_runtime_last_create_error() -> *const c_char {
 /// result it would get alone. The arrays are only used during the call.
 ///
 /// # Safety
-/// `handle` is NULL or a live handle; each non-NULL array holds at least
+/// `handle` may be any value (see the module docs); each non-NULL array holds at least
 /// `seq_len` (`out_vec`: `out_dim`) elements.
 #[no_mangle]
 pub unsafe extern "C" fn c_embed_runtime_embed(
@@ -185,7 +209,7 @@ pub unsafe extern "C" fn c_embed_runtime_embed(
 /// array lifetime as for `c_embed_runtime_embed`.
 ///
 /// # Safety
-/// `handle` is NULL or a live handle; each non-NULL array holds at least
+/// `handle` may be any value (see the module docs); each non-NULL array holds at least
 /// `rows * seq_len` (`out_vecs`: `rows * out_dim`) elements.
 #[no_mangle]
 pub unsafe extern "C" fn c_embed_runtime_embed_batch(
@@ -222,17 +246,25 @@ unsafe fn embed_rows(
     token_type_ids: *const i64,
     out_vecs: *mut f32,
 ) -> i32 {
-    // SAFETY: NULL or a live handle (the caller's contract).
-    let Some(handle) = (unsafe { handle_ref(handle) }) else {
-        return 0;
-    };
     catch_panic(0, || {
+        let Some(handle) = handle_ref(handle) else {
+            return 0;
+        };
         let runtime = &handle.runtime;
         let (seq_len, out_dim) = (runtime.seq_len(), runtime.out_dim());
-        let sizes = usize::try_from(rows)
-            .ok()
-            .filter(|&n| n > 0)
-            .and_then(|n| Some((n, n.checked_mul(seq_len)?, n.checked_mul(out_dim)?)));
+        // Counts whose arrays could not exist (over isize::MAX bytes) are refused
+        // before any slice is made.
+        let fits = |count: usize, size: usize| {
+            count
+                .checked_mul(size)
+                .filter(|&bytes| bytes <= isize::MAX as usize)
+                .map(|_| count)
+        };
+        let sizes = usize::try_from(rows).ok().filter(|&n| n > 0).and_then(|n| {
+            let tokens = fits(n.checked_mul(seq_len)?, size_of::<i64>())?;
+            let outs = fits(n.checked_mul(out_dim)?, size_of::<f32>())?;
+            Some((n, tokens, outs))
+        });
         let Some((rows, token_count, out_count)) = sizes else {
             handle.errors.set("std_error:invalid_rows");
             return 0;
@@ -253,6 +285,15 @@ unsafe fn embed_rows(
                 .set("std_error:input_ids and out_vec must be non-NULL, aligned arrays");
             return 0;
         };
+        // NULL means "default"; a misaligned optional array is a caller's bug.
+        if (mask.is_none() && !attention_mask.is_null())
+            || (token_types.is_none() && !token_type_ids.is_null())
+        {
+            handle
+                .errors
+                .set("std_error:attention_mask and token_type_ids must be NULL or aligned arrays");
+            return 0;
+        }
         let tokens = TokenRows {
             seq_len,
             ids,
@@ -279,97 +320,83 @@ unsafe fn embed_rows(
 
 /// The last embed error of this handle on the calling thread: "" after a success,
 /// else prefixed `ort_error:` (ONNX Runtime), `std_error:` (this library) or
-/// `unknown_error`. NULL handle: "invalid_handle".
+/// `unknown_error`. Invalid handle: "invalid_handle".
 ///
 /// The string is owned by the handle and stays valid until this thread's next call
 /// on the same handle (other threads' calls do not affect it), and never past
 /// `c_embed_runtime_destroy`. Never NULL.
 ///
-/// # Safety
-/// `handle` is NULL or a live handle.
 #[no_mangle]
-pub unsafe extern "C" fn c_embed_runtime_last_error(handle: *mut c_void) -> *const c_char {
-    catch_panic(c"unknown_error".as_ptr(), || {
-        // SAFETY: NULL or a live handle (this function's contract).
-        match unsafe { handle_ref(handle) } {
-            Some(handle) => handle.errors.get(),
-            None => c"invalid_handle".as_ptr(),
-        }
+pub extern "C" fn c_embed_runtime_last_error(handle: *mut c_void) -> *const c_char {
+    catch_panic(c"unknown_error".as_ptr(), || match handle_ref(handle) {
+        Some(handle) => handle.errors.get(),
+        None => c"invalid_handle".as_ptr(),
     })
 }
 
 /// The device the handle runs on: "NPU", "CUDA", "GPU" (OpenVINO GPU) or "CPU";
-/// "invalid" for a NULL handle. A static string: valid for the life of the process.
+/// "invalid" for an invalid handle. A static string: valid for the life of the process.
 ///
-/// # Safety
-/// `handle` is NULL or a live handle.
 #[no_mangle]
-pub unsafe extern "C" fn c_embed_runtime_selected_device(handle: *mut c_void) -> *const c_char {
-    // SAFETY: NULL or a live handle (this function's contract).
-    match unsafe { handle_ref(handle) } {
+pub extern "C" fn c_embed_runtime_selected_device(handle: *mut c_void) -> *const c_char {
+    catch_panic(c"invalid".as_ptr(), || match handle_ref(handle) {
         Some(handle) => handle.runtime.device().name().as_ptr(),
         None => c"invalid".as_ptr(),
-    }
+    })
 }
 
 /// 1 if this handle's session logged a CPU-fallback signal (never on the CPU
-/// device), else 0; 0 for a NULL handle. Once set, it stays set.
+/// device), else 0; 0 for an invalid handle. Once set, it stays set.
 ///
-/// # Safety
-/// `handle` is NULL or a live handle.
 #[no_mangle]
-pub unsafe extern "C" fn c_embed_runtime_cpu_fallback_detected(handle: *mut c_void) -> i32 {
-    // SAFETY: NULL or a live handle (this function's contract).
-    unsafe { handle_ref(handle) }.map_or(0, |h| i32::from(h.runtime.fallback().detected()))
+pub extern "C" fn c_embed_runtime_cpu_fallback_detected(handle: *mut c_void) -> i32 {
+    catch_panic(0, || {
+        handle_ref(handle).map_or(0, |h| i32::from(h.runtime.fallback().detected()))
+    })
 }
 
 /// The first CPU-fallback message of this handle (at most 640 bytes), "" if none;
-/// "invalid_handle" for a NULL handle.
+/// "invalid_handle" for an invalid handle.
 ///
 /// The string is owned by the handle and, once set, never changes: it stays valid
 /// until `c_embed_runtime_destroy`. Never NULL.
 ///
-/// # Safety
-/// `handle` is NULL or a live handle.
 #[no_mangle]
-pub unsafe extern "C" fn c_embed_runtime_cpu_fallback_detail(handle: *mut c_void) -> *const c_char {
-    // SAFETY: NULL or a live handle (this function's contract).
-    match unsafe { handle_ref(handle) } {
+pub extern "C" fn c_embed_runtime_cpu_fallback_detail(handle: *mut c_void) -> *const c_char {
+    catch_panic(c"invalid_handle".as_ptr(), || match handle_ref(handle) {
         Some(handle) => handle.runtime.fallback().detail().as_ptr(),
         None => c"invalid_handle".as_ptr(),
-    }
+    })
 }
 
-/// The effective (clamped) `out_dim`; 0 for a NULL handle.
+/// The effective (clamped) `out_dim`; 0 for an invalid handle.
 ///
-/// # Safety
-/// `handle` is NULL or a live handle.
 #[no_mangle]
-pub unsafe extern "C" fn c_embed_runtime_output_dim(handle: *mut c_void) -> i32 {
-    // SAFETY: NULL or a live handle (this function's contract).
-    unsafe { handle_ref(handle) }.map_or(0, |h| h.runtime.out_dim() as i32)
+pub extern "C" fn c_embed_runtime_output_dim(handle: *mut c_void) -> i32 {
+    catch_panic(0, || {
+        handle_ref(handle).map_or(0, |h| h.runtime.out_dim() as i32)
+    })
 }
 
-/// The effective (clamped) `seq_len`; 0 for a NULL handle.
+/// The effective (clamped) `seq_len`; 0 for an invalid handle.
 ///
-/// # Safety
-/// `handle` is NULL or a live handle.
 #[no_mangle]
-pub unsafe extern "C" fn c_embed_runtime_seq_len(handle: *mut c_void) -> i64 {
-    // SAFETY: NULL or a live handle (this function's contract).
-    unsafe { handle_ref(handle) }.map_or(0, |h| h.runtime.seq_len() as i64)
+pub extern "C" fn c_embed_runtime_seq_len(handle: *mut c_void) -> i64 {
+    catch_panic(0, || {
+        handle_ref(handle).map_or(0, |h| h.runtime.seq_len() as i64)
+    })
 }
 
 /// The model's hidden size: the last dimension of the output that is pooled
-/// (384 for all-MiniLM-L6-v2). 0 for a NULL handle, and for a model whose output
-/// cannot be pooled (then every embed says why).
+/// (384 for all-MiniLM-L6-v2). 0 for an invalid handle, and for a model that
+/// cannot be run as the contract says (its inputs cannot be fed or its output
+/// cannot be pooled: then every embed says why).
 ///
-/// # Safety
-/// `handle` is NULL or a live handle.
 #[no_mangle]
-pub unsafe extern "C" fn c_embed_runtime_hidden_size(handle: *mut c_void) -> i32 {
-    // SAFETY: NULL or a live handle (this function's contract).
-    unsafe { handle_ref(handle) }.map_or(0, |h| h.runtime.hidden() as i32)
+pub extern "C" fn c_embed_runtime_hidden_size(handle: *mut c_void) -> i32 {
+    catch_panic(0, || {
+        handle_ref(handle).map_or(0, |h| h.runtime.hidden() as i32)
+    })
 }
 
 /// This library's version, "MAJOR.MINOR.PATCH". A static string: valid for the
@@ -386,19 +413,12 @@ const VERSION: &CStr =
         Err(_) => panic!("the crate version has no NUL"),
     };
 
-/// Frees a handle, its session and its buffers. NULL is a no-op. The handle and
-/// every string it returned are invalid afterwards; no other thread may be using
-/// it during the call.
-///
-/// # Safety
-/// `handle` is NULL or a live handle, not used again after this call.
+/// Frees a handle: its sessions, buffers and strings. NULL, a handle already
+/// destroyed and any value that is not a live handle are ignored. Calls other
+/// threads are making on the handle finish normally; the handle is freed when
+/// the last of them returns. Every later call with this handle gets the
+/// invalid-handle result, and every string it returned is invalid.
 #[no_mangle]
-pub unsafe extern "C" fn c_embed_runtime_destroy(handle: *mut c_void) {
-    if handle.is_null() {
-        return;
-    }
-    catch_panic((), || {
-        // SAFETY: a live handle from Box::into_raw in create, given up by the caller.
-        drop(unsafe { Box::from_raw(handle.cast::<Handle>()) });
-    });
+pub extern "C" fn c_embed_runtime_destroy(handle: *mut c_void) {
+    catch_panic((), || drop(HANDLES.remove(handle)));
 }

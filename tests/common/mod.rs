@@ -88,8 +88,7 @@ impl Handle {
     }
 
     pub fn out_dim(&self) -> usize {
-        // SAFETY: live handle.
-        unsafe { c_embed_runtime_output_dim(self.0) as usize }
+        c_embed_runtime_output_dim(self.0) as usize
     }
 
     /// Embeds and returns the vector, or the handle's error string.
@@ -104,8 +103,7 @@ impl Handle {
         if ok {
             Ok(out)
         } else {
-            // SAFETY: live handle.
-            Err(read(unsafe { c_embed_runtime_last_error(self.0) }))
+            Err(read(c_embed_runtime_last_error(self.0)))
         }
     }
 
@@ -158,8 +156,7 @@ impl Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        // SAFETY: live handle, not used again.
-        unsafe { c_embed_runtime_destroy(self.0) }
+        c_embed_runtime_destroy(self.0)
     }
 }
 
