@@ -120,6 +120,15 @@ static int check_int_at(where_t at, const char *what, long long actual, long lon
 
 enum { SEQ = 16, VALID = 10, VOCAB = 100, THREAD_CALLS = 200 };
 
+/* The library's version: Cargo.toml's package version (bump both together). */
+#define EXPECTED_VERSION "0.2.0"
+#define INVALID_ROWS "std_error:invalid_rows"
+#define NULL_ARRAYS "std_error:input_ids and out_vec must be non-NULL, aligned arrays"
+/* embed_batch runs at most this many rows at once (larger batches are split). */
+enum { BATCH_RUN = 32 };
+/* How close a batch row must be to the single embed of that row. */
+static const double BATCH_TOLERANCE = 1e-6;
+
 /* Fills out_vec before each call: embed writes it only on success. */
 static const float SENTINEL = -777.0f;
 
@@ -300,6 +309,128 @@ static void embed_fails_at(where_t at, void *h, const int64_t *ids, const int64_
 
 #define EMBED_FAILS(h, ids, mask, match, expected) \
     embed_fails_at(HERE, (h), (ids), (mask), (match), (expected))
+
+/* ---- batch helpers ------------------------------------------------------------- */
+
+/*
+ * Batch arrays hold `rows` rows of n values, row after row, and nothing more (so
+ * ASan catches a read past rows * n).
+ */
+
+/* Row r is make_ids(n, seed + r): every row differs. */
+static int64_t *make_batch_ids(size_t rows, size_t n, unsigned seed)
+{
+    int64_t *ids = xmalloc(rows * n * sizeof *ids);
+    for (size_t r = 0; r < rows; r++) {
+        int64_t *row = make_ids(n, seed + (unsigned)r);
+        memcpy(ids + r * n, row, n * sizeof *row);
+        free(row);
+    }
+    return ids;
+}
+
+/*
+ * The mask shapes of a batch row (n >= 8): 0 all ones (the run is full length),
+ * 1 the first 5n/8 valid, 2 three valid, 3 one valid, 4 gaps (1 1 0 1 0 0 1 0...),
+ * 5 all zeros, 6 all but the last, 7 gaps reaching the end (1 0 ... 0 1).
+ */
+enum { MASK_KINDS = 8 };
+
+static void fill_row_mask(int64_t *row, size_t n, unsigned kind)
+{
+    for (size_t i = 0; i < n; i++) {
+        int valid = 0;
+        switch (kind % MASK_KINDS) {
+        case 0: valid = 1; break;
+        case 1: valid = i < n * 5 / 8; break;
+        case 2: valid = i < 3; break;
+        case 3: valid = i == 0; break;
+        case 4: valid = i == 0 || i == 1 || i == 3 || i == 6; break;
+        case 5: valid = 0; break;
+        case 6: valid = i + 1 < n; break;
+        case 7: valid = i == 0 || i + 1 == n; break;
+        }
+        row[i] = valid;
+    }
+}
+
+/* Row r gets mask kind first_kind + r. */
+static int64_t *make_batch_masks(size_t rows, size_t n, unsigned first_kind)
+{
+    int64_t *masks = xmalloc(rows * n * sizeof *masks);
+    for (size_t r = 0; r < rows; r++) {
+        fill_row_mask(masks + r * n, n, first_kind + (unsigned)r);
+    }
+    return masks;
+}
+
+/* Token types 0/1 in a pattern that differs from row to row. */
+static int64_t *make_batch_types(size_t rows, size_t n)
+{
+    int64_t *types = xmalloc(rows * n * sizeof *types);
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t i = 0; i < n; i++) {
+            types[r * n + i] = (i * 3 + r) % 5 == 0;
+        }
+    }
+    return types;
+}
+
+/*
+ * Embeds a batch and checks the call succeeded (returns 1, last_error ""). Returns
+ * rows * out_dim floats (SENTINEL-filled if the call failed); free() it.
+ */
+static float *embed_batch_at(where_t at, void *h, size_t rows, const int64_t *ids,
+                             const int64_t *mask, const int64_t *types)
+{
+    float *out = new_vec(rows * out_dim_of(h));
+    int32_t rc = c_embed_runtime_embed_batch(h, (int64_t)rows, ids, mask, types, out);
+    if (!record(at, rc == 1, "embed_batch of %zu rows returned %d (last_error \"%s\")", rows, rc,
+                c_embed_runtime_last_error(h))) {
+        return out;
+    }
+    check_str_at(at, STR_EXACT, "last_error after a batch success", c_embed_runtime_last_error(h),
+                 "");
+    return out;
+}
+
+#define EMBED_BATCH(h, rows, ids, mask, types) \
+    embed_batch_at(HERE, (h), (rows), (ids), (mask), (types))
+
+/*
+ * Each row of `batch` is, within BATCH_TOLERANCE, the single embed of that row
+ * (fed from arrays of exactly seq_len values), and unit length.
+ */
+static void check_rows_match_single_at(where_t at, void *h, size_t rows, const int64_t *ids,
+                                       const int64_t *mask, const int64_t *types,
+                                       const float *batch)
+{
+    size_t n = (size_t)c_embed_runtime_seq_len(h), dim = out_dim_of(h);
+    int64_t *row_ids = xmalloc(n * sizeof *row_ids), *row_mask = xmalloc(n * sizeof *row_mask);
+    int64_t *row_types = xmalloc(n * sizeof *row_types);
+    for (size_t r = 0; r < rows; r++) {
+        memcpy(row_ids, ids + r * n, n * sizeof *row_ids);
+        if (mask != NULL) {
+            memcpy(row_mask, mask + r * n, n * sizeof *row_mask);
+        }
+        if (types != NULL) {
+            memcpy(row_types, types + r * n, n * sizeof *row_types);
+        }
+        float *single = embed_at(at, h, row_ids, mask != NULL ? row_mask : NULL,
+                                 types != NULL ? row_types : NULL);
+        double diff = max_abs_diff(batch + r * dim, single, dim);
+        record(at, diff < BATCH_TOLERANCE, "row %zu of %zu differs from its single embed by %g", r,
+               rows, diff);
+        check_unit_at(at, batch + r * dim, dim);
+        free(single);
+    }
+    free(row_ids);
+    free(row_mask);
+    free(row_types);
+}
+
+#define CHECK_ROWS_MATCH_SINGLE(h, rows, ids, mask, types, batch) \
+    check_rows_match_single_at(HERE, (h), (rows), (ids), (mask), (types), (batch))
 
 /* ---- tests: create ------------------------------------------------------------- */
 
@@ -917,6 +1048,273 @@ static void test_no_fallback_on_cpu(void)
     free(ids);
 }
 
+/* ---- tests: embed_batch, hidden_size, version --------------------------------- */
+
+/*
+ * Each row of a batch is its single embed (within 1e-6), on every model that
+ * embeds, for batches whose longest row is full length ("mixed": every mask
+ * shape, including gaps and an all-zero row), shorter than seq_len ("short": the
+ * run is cut) or a single row; with and without mask and token types.
+ */
+static void test_embed_batch_matches_single(void)
+{
+    static const struct {
+        const char *model;
+        int64_t seq_len;
+        int32_t out_dim;
+    } models[] = {
+        {"tiny_bert.onnx", SEQ, 32},
+        {"tiny_bert_no_types.onnx", SEQ, 24},
+        {"tiny_bert_position_ids.onnx", SEQ, 24},
+        {"tiny_bert_position_ids.onnx", 128, 24},
+        {"tiny_bert_extra_inputs.onnx", SEQ, 24},
+        {"tiny_rank2.onnx", SEQ, 24},
+        {"tiny_int64_first.onnx", SEQ, 24},
+        {"tiny_bert_h48.onnx", SEQ, 64},
+        {"tiny_static16.onnx", 16, 24},
+        {"tiny_fallback_marker.onnx", SEQ, 8},
+    };
+    static const struct {
+        const char *name;
+        size_t rows;
+        unsigned first_kind;
+    } batches[] = {{"mixed", MASK_KINDS, 0}, {"short", 5, 1}, {"one row", 1, 4}};
+    for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) {
+        size_t n = (size_t)models[m].seq_len;
+        void *h = OPEN(models[m].model, models[m].seq_len, models[m].out_dim);
+        for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++) {
+            size_t rows = batches[b].rows;
+            int64_t *ids = make_batch_ids(rows, n, 20 + (unsigned)b);
+            int64_t *masks = make_batch_masks(rows, n, batches[b].first_kind);
+            int64_t *types = make_batch_types(rows, n);
+            for (int variant = 0; variant < 4; variant++) {
+                const int64_t *mask = variant & 1 ? NULL : masks;
+                const int64_t *type = variant & 2 ? NULL : types;
+                set_context("%s, seq_len %lld, %s batch, mask %s, types %s", models[m].model,
+                            (long long)models[m].seq_len, batches[b].name,
+                            mask ? "given" : "NULL", type ? "given" : "NULL");
+                float *batch = EMBED_BATCH(h, rows, ids, mask, type);
+                CHECK_ROWS_MATCH_SINGLE(h, rows, ids, mask, type, batch);
+                free(batch);
+            }
+            free(ids);
+            free(masks);
+            free(types);
+        }
+        c_embed_runtime_destroy(h);
+    }
+    set_context("%s", "");
+}
+
+/*
+ * Batches larger than one run (32 rows) are split: every row still matches its
+ * single embed, also when the runs have different lengths (full rows first and
+ * short rows after, and the other way round).
+ */
+static void test_embed_batch_split_into_runs(void)
+{
+    static const size_t sizes[] = {BATCH_RUN, BATCH_RUN + 1, 40, 2 * BATCH_RUN + 1};
+    void *h = OPEN("tiny_bert.onnx", SEQ, 24);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t rows = sizes[i];
+        int64_t *ids = make_batch_ids(rows, SEQ, 30), *masks = make_batch_masks(rows, SEQ, 0);
+        int64_t *types = make_batch_types(rows, SEQ);
+        set_context("%zu rows, every mask shape", rows);
+        float *batch = EMBED_BATCH(h, rows, ids, masks, types);
+        CHECK_ROWS_MATCH_SINGLE(h, rows, ids, masks, types, batch);
+        free(batch);
+        set_context("%zu rows, NULL mask and types", rows);
+        batch = EMBED_BATCH(h, rows, ids, NULL, NULL);
+        CHECK_ROWS_MATCH_SINGLE(h, rows, ids, NULL, NULL, batch);
+        free(batch);
+        for (int long_first = 0; long_first < 2; long_first++) {
+            for (size_t r = 0; r < rows; r++) {
+                int first_run = r < BATCH_RUN;
+                fill_row_mask(masks + r * SEQ, SEQ, first_run == long_first ? 0 : 2);
+            }
+            set_context("%zu rows, %s", rows, long_first ? "full run then short run"
+                                                          : "short run then full run");
+            batch = EMBED_BATCH(h, rows, ids, masks, types);
+            CHECK_ROWS_MATCH_SINGLE(h, rows, ids, masks, types, batch);
+            free(batch);
+        }
+        free(ids);
+        free(masks);
+        free(types);
+    }
+    set_context("%s", "");
+    c_embed_runtime_destroy(h);
+}
+
+/*
+ * Bad arguments: rows < 1 or rows whose array sizes overflow give 0 and
+ * "std_error:invalid_rows"; NULL input_ids or out_vecs the NULL-array message; a
+ * NULL handle 0. The handle keeps working afterwards.
+ */
+static void test_embed_batch_bad_arguments(void)
+{
+    enum { ROWS = 2 };
+    static const int64_t bad_rows[] = {
+        0, -1, -BATCH_RUN, INT64_MIN, INT64_MAX,
+        ((int64_t)1 << 60) + 1, /* rows * seq_len (16) overflows 64 bits */
+        ((int64_t)1 << 60) - 1, /* only rows * out_dim (24) overflows */
+    };
+    void *h = OPEN("tiny_bert.onnx", SEQ, 24);
+    int64_t *ids = make_batch_ids(ROWS, SEQ, 40), *masks = make_batch_masks(ROWS, SEQ, 0);
+    float *expected = EMBED_BATCH(h, ROWS, ids, masks, NULL);
+    float *out = new_vec(ROWS * 24);
+    for (size_t i = 0; i < sizeof bad_rows / sizeof bad_rows[0]; i++) {
+        set_context("rows %lld", (long long)bad_rows[i]);
+        CHECK_INT(c_embed_runtime_embed_batch(h, bad_rows[i], ids, masks, NULL, out), 0);
+        CHECK_STR(c_embed_runtime_last_error(h), INVALID_ROWS);
+        if (bad_rows[i] < 1) {
+            /* room for rows * out_dim <= 0 floats: nothing may be written */
+            CHECK(is_untouched(out, ROWS * 24));
+        }
+        /* the handle still works, and a success clears last_error */
+        float *v = EMBED_BATCH(h, ROWS, ids, masks, NULL);
+        CHECK(same_bits(v, expected, ROWS * 24));
+        free(v);
+    }
+    set_context("%s", "");
+
+    /* NULL handle: 0, whatever the other arguments. */
+    float *untouched = new_vec(ROWS * 24);
+    CHECK_INT(c_embed_runtime_embed_batch(NULL, ROWS, ids, masks, NULL, untouched), 0);
+    CHECK_INT(c_embed_runtime_embed_batch(NULL, 0, NULL, NULL, NULL, NULL), 0);
+    CHECK_INT(c_embed_runtime_embed_batch(NULL, -1, ids, NULL, NULL, untouched), 0);
+    CHECK(is_untouched(untouched, ROWS * 24));
+    free(untouched);
+
+    /* NULL input_ids or out_vecs. */
+    CHECK_INT(c_embed_runtime_embed_batch(h, ROWS, NULL, masks, NULL, out), 0);
+    CHECK_STR(c_embed_runtime_last_error(h), NULL_ARRAYS);
+    CHECK_INT(c_embed_runtime_embed_batch(h, ROWS, ids, masks, NULL, NULL), 0);
+    CHECK_STR(c_embed_runtime_last_error(h), NULL_ARRAYS);
+    CHECK_INT(c_embed_runtime_embed_batch(h, ROWS, NULL, NULL, NULL, NULL), 0);
+    CHECK_STR(c_embed_runtime_last_error(h), NULL_ARRAYS);
+    /* both wrong: 0 and some std_error */
+    CHECK_INT(c_embed_runtime_embed_batch(h, 0, NULL, NULL, NULL, NULL), 0);
+    CHECK_PREFIX(c_embed_runtime_last_error(h), "std_error:");
+
+    float *again = EMBED_BATCH(h, ROWS, ids, masks, NULL);
+    CHECK(same_bits(again, expected, ROWS * 24));
+    free(again);
+    free(out);
+    free(expected);
+    free(ids);
+    free(masks);
+    c_embed_runtime_destroy(h);
+}
+
+/*
+ * An out-of-vocabulary id in any row (first or last row, first or later run)
+ * fails the whole batch with an ORT error; the handle keeps working: the next
+ * batch and single embed succeed with last_error "".
+ */
+static void test_embed_batch_ort_error_recovers(void)
+{
+    static const struct {
+        size_t rows, bad_row, position;
+    } cases[] = {{3, 1, 2}, {3, 0, 0}, {3, 2, SEQ - 1}, {40, 37, 5}, {40, 0, 15}};
+    void *h = OPEN("tiny_bert.onnx", SEQ, 24);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t rows = cases[i].rows;
+        set_context("%zu rows, id 1000000 in row %zu at %zu", rows, cases[i].bad_row,
+                    cases[i].position);
+        /* all-ones masks: the bad id is in a valid position */
+        int64_t *ids = make_batch_ids(rows, SEQ, 50), *masks = make_batch_masks(rows, SEQ, 0);
+        for (size_t r = 0; r < rows; r++) {
+            fill_row_mask(masks + r * SEQ, SEQ, 0);
+        }
+        float *expected = EMBED_BATCH(h, rows, ids, masks, NULL);
+        int64_t *bad = make_batch_ids(rows, SEQ, 50);
+        bad[cases[i].bad_row * SEQ + cases[i].position] = 1000000;
+        float *out = new_vec(rows * 24);
+        CHECK_INT(c_embed_runtime_embed_batch(h, (int64_t)rows, bad, masks, NULL, out), 0);
+        CHECK_PREFIX(c_embed_runtime_last_error(h), "ort_error:");
+        float *v = EMBED_BATCH(h, rows, ids, masks, NULL);
+        CHECK(same_bits(v, expected, rows * 24));
+        CHECK_INT(c_embed_runtime_embed_batch(h, (int64_t)rows, bad, NULL, NULL, out), 0);
+        CHECK_PREFIX(c_embed_runtime_last_error(h), "ort_error:");
+        free(EMBED(h, ids, NULL, NULL)); /* a single embed recovers too */
+        free(v);
+        free(out);
+        free(bad);
+        free(expected);
+        free(ids);
+        free(masks);
+    }
+    set_context("%s", "");
+    c_embed_runtime_destroy(h);
+}
+
+/*
+ * hidden_size is the model's last output dimension, whatever out_dim and seq_len;
+ * 0 for a NULL handle and for a model that creates but whose output cannot be
+ * pooled (bad_rank1_output).
+ */
+static void test_hidden_size(void)
+{
+    static const struct {
+        const char *model;
+        int64_t seq_len;
+        int32_t out_dim;
+        int32_t hidden;
+    } cases[] = {
+        {"tiny_bert.onnx", SEQ, 24, 32},          {"tiny_bert.onnx", SEQ, 8, 32},
+        {"tiny_bert.onnx", 128, 40, 32},          {"tiny_bert.onnx", 4, 1, 32},
+        {"tiny_bert_h48.onnx", SEQ, 24, 48},      {"tiny_bert_h48.onnx", SEQ, 64, 48},
+        {"tiny_rank2.onnx", SEQ, 24, 32},         {"tiny_static16.onnx", 16, 24, 32},
+        {"tiny_bert_no_types.onnx", SEQ, 24, 32}, {"tiny_int64_first.onnx", SEQ, 24, 32},
+        {"bad_rank1_output.onnx", SEQ, 24, 0},
+    };
+    CHECK_INT(c_embed_runtime_hidden_size(NULL), 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        set_context("%s, seq_len %lld, out_dim %d", cases[i].model, (long long)cases[i].seq_len,
+                    (int)cases[i].out_dim);
+        void *h = OPEN(cases[i].model, cases[i].seq_len, cases[i].out_dim);
+        CHECK_INT(c_embed_runtime_hidden_size(h), cases[i].hidden);
+        size_t n = (size_t)c_embed_runtime_seq_len(h);
+        int64_t *ids = make_ids(n, 60);
+        float *out = new_vec(out_dim_of(h));
+        int32_t rc = c_embed_runtime_embed(h, ids, NULL, NULL, out);
+        CHECK_INT(rc, cases[i].hidden > 0); /* only the poolable models embed */
+        CHECK_INT(c_embed_runtime_hidden_size(h), cases[i].hidden); /* unchanged by embeds */
+        free(out);
+        free(ids);
+        c_embed_runtime_destroy(h);
+    }
+    set_context("%s", "");
+}
+
+/* "MAJOR.MINOR.PATCH": digits, a dot, digits, a dot, digits, nothing else. */
+static int is_semver(const char *s)
+{
+    for (int part = 0; part < 3; part++) {
+        const char *start = s;
+        while (*s >= '0' && *s <= '9') {
+            s++;
+        }
+        if (s == start || *s != (part < 2 ? '.' : '\0')) {
+            return 0;
+        }
+        s += part < 2;
+    }
+    return 1;
+}
+
+/* The version: static, needs no handle (run before any create), the crate's version. */
+static void test_version(void)
+{
+    const char *version = c_embed_runtime_version();
+    CHECK(version != NULL);
+    CHECK_STR(version, EXPECTED_VERSION);
+    CHECK(version != NULL && is_semver(version));
+    CHECK(c_embed_runtime_version() == version); /* one static string */
+    CHECK(!is_semver("0.2") && !is_semver("0.2.0-rc1") && !is_semver("a.b.c")); /* the checker */
+}
+
 /* ---- tests: threads ------------------------------------------------------------ */
 
 typedef struct {
@@ -1002,6 +1400,82 @@ static void test_error_string_survives_other_threads(void)
     c_embed_runtime_destroy(h);
 }
 
+/* One thread's share of test_concurrent_batches: a batch (rows > 0) or a single embed. */
+typedef struct {
+    void *handle;
+    int64_t rows; /* 0: c_embed_runtime_embed */
+    const int64_t *ids;
+    const int64_t *mask;
+    const int64_t *types;
+    const float *expected; /* its result alone */
+    size_t floats;         /* in a result */
+    int calls;
+    int failures;   /* a call returned 0 */
+    int mismatches; /* a result differed from `expected` */
+} batch_job;
+
+static void *run_batch_job(void *arg)
+{
+    batch_job *job = arg;
+    float *out = new_vec(job->floats);
+    for (int i = 0; i < job->calls; i++) {
+        int32_t rc = job->rows > 0 ? c_embed_runtime_embed_batch(job->handle, job->rows, job->ids,
+                                                                 job->mask, job->types, out)
+                                   : c_embed_runtime_embed(job->handle, job->ids, job->mask,
+                                                           job->types, out);
+        if (rc != 1) {
+            job->failures++;
+        } else if (!same_bits(out, job->expected, job->floats)) {
+            job->mismatches++;
+        }
+    }
+    free(out);
+    return NULL;
+}
+
+/*
+ * Three threads on one handle at once: a 5-row batch, a 40-row batch (two runs of
+ * other lengths) and single embeds; each gets, bit for bit, its result alone.
+ */
+static void test_concurrent_batches(void)
+{
+    enum { JOBS = 3 };
+    static const int64_t rows[JOBS] = {5, 40, 0};
+    static const int calls[JOBS] = {THREAD_CALLS, THREAD_CALLS / 10, THREAD_CALLS};
+    void *h = OPEN("tiny_bert.onnx", SEQ, 24);
+    int64_t *ids[JOBS], *masks[JOBS], *types[JOBS];
+    float *solo[JOBS];
+    batch_job jobs[JOBS];
+    pthread_t threads[JOBS];
+    for (int t = 0; t < JOBS; t++) {
+        size_t n = rows[t] > 0 ? (size_t)rows[t] : 1;
+        ids[t] = make_batch_ids(n, SEQ, 70 + 10 * (unsigned)t);
+        masks[t] = make_batch_masks(n, SEQ, (unsigned)t + 1);
+        types[t] = make_batch_types(n, SEQ);
+        solo[t] = rows[t] > 0 ? EMBED_BATCH(h, n, ids[t], masks[t], types[t])
+                              : EMBED(h, ids[t], masks[t], types[t]);
+        jobs[t] = (batch_job){h,        rows[t],  ids[t], masks[t], types[t],
+                              solo[t], n * 24, calls[t], 0,        0};
+    }
+    /* distinct inputs, so mix-ups show */
+    CHECK(!same_bits(solo[0], solo[1], 24) && !same_bits(solo[0], solo[2], 24));
+    for (int t = 0; t < JOBS; t++) {
+        CHECK_INT(pthread_create(&threads[t], NULL, run_batch_job, &jobs[t]), 0);
+    }
+    for (int t = 0; t < JOBS; t++) {
+        set_context("job %d (%lld rows)", t, (long long)rows[t]);
+        CHECK_INT(pthread_join(threads[t], NULL), 0);
+        CHECK_INT(jobs[t].failures, 0);
+        CHECK_INT(jobs[t].mismatches, 0);
+        free(solo[t]);
+        free(ids[t]);
+        free(masks[t]);
+        free(types[t]);
+    }
+    set_context("%s", "");
+    c_embed_runtime_destroy(h);
+}
+
 /* ---- main ----------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -1016,6 +1490,7 @@ int main(int argc, char **argv)
 #if defined(__SANITIZE_ADDRESS__)
     test_sanitizer_is_linked();
 #endif
+    test_version(); /* first: it needs no handle and no ONNX Runtime */
     test_null_handle();
     test_create_errors();
     test_devices_that_reach_the_cpu();
@@ -1036,8 +1511,14 @@ int main(int argc, char **argv)
     test_bad_output_models();
     test_out_of_vocabulary_ids();
     test_no_fallback_on_cpu();
+    test_embed_batch_matches_single();
+    test_embed_batch_split_into_runs();
+    test_embed_batch_bad_arguments();
+    test_embed_batch_ort_error_recovers();
+    test_hidden_size();
     test_concurrent_embeds();
     test_error_string_survives_other_threads();
+    test_concurrent_batches();
 
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;
