@@ -1,24 +1,60 @@
 """Python binding of ``libc_embed_runtime.so`` through ctypes.
 
 The one Python binding of the project: the demo, the tests and the benchmarks use
-it. :func:`load` declares every function exactly as the legacy Python host does
-(``argtypes``/``restype`` as in the ABI spec), and :class:`Embedder` keeps its
-ctypes/numpy buffers for the life of the handle, so an embed call builds no
-arrays of its own.
+it.
+
+* :func:`load` finds the library, declares every exported function
+  (:data:`PROTOTYPES`: ``argtypes``/``restype`` as the legacy Python host declared
+  them, plus the newer batch, hidden-size and version functions) and checks that
+  the library's major.minor version is the package's.
+* :class:`EmbedRuntime` owns one handle::
+
+      with EmbedRuntime("models/all-MiniLM-L6-v2/model.onnx", device="CPU") as rt:
+          vector = rt.embed("A man is playing a guitar.")      # float32, (384,)
+          matrix = rt.embed_batch(["one", "two"])              # float32, (2, 384)
+
+  It keeps its ctypes pointers and numpy buffers for the life of the handle:
+  :meth:`EmbedRuntime.embed_ids` copies the caller's values into them and creates
+  no Python object that outlives the call beyond the returned array.
+* :class:`Tokenizer` turns text into the ids, mask and token types the ABI takes,
+  as the legacy host did (needs ``tokenizers``: the ``text`` extra).
+
+Every failure (loading, create, embed) raises :class:`EmbedRuntimeError`; when the
+library failed, its message is the library's error string.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import threading
 from ctypes import POINTER, c_char_p, c_float, c_int32, c_int64, c_void_p
 from pathlib import Path
 
 import numpy as np
 
-#: Environment variable naming the library to load (overrides the default path).
+from ._version import __version__
+
+__all__ = [
+    "EmbedRuntime",
+    "EmbedRuntimeError",
+    "LIBRARY_ENV",
+    "PROTOTYPES",
+    "Tokenizer",
+    "__version__",
+    "library_candidates",
+    "library_path",
+    "load",
+    "version",
+]
+
+#: Environment variable naming the library file to load (tried before any default).
 LIBRARY_ENV = "C_EMBED_RUNTIME_LIB"
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+LIBRARY_NAME = "libc_embed_runtime.so"
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+#: Where ``pip install ./python`` puts the library (and the ONNX Runtime it loads).
+BUNDLED_LIBRARY = _PACKAGE_DIR / "lib" / LIBRARY_NAME
 
 # name: (restype, argtypes), as the legacy host declared them.
 PROTOTYPES = {
@@ -35,74 +71,335 @@ PROTOTYPES = {
     "c_embed_runtime_output_dim": (c_int32, [c_void_p]),
     "c_embed_runtime_seq_len": (c_int64, [c_void_p]),
     "c_embed_runtime_destroy": (None, [c_void_p]),
+    # Not in the legacy library.
+    "c_embed_runtime_embed_batch": (
+        c_int32,
+        [c_void_p, c_int64, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), POINTER(c_float)],
+    ),
+    "c_embed_runtime_hidden_size": (c_int32, [c_void_p]),
+    "c_embed_runtime_version": (c_char_p, []),
 }
+
+_I64_PTR = POINTER(c_int64)
+_F32_PTR = POINTER(c_float)
 
 
 class EmbedRuntimeError(RuntimeError):
-    """A failed create or embed; the message is the library's error string."""
+    """A failure of this package: the library could not be loaded or is the wrong
+    version, or a create or embed failed (then the message is the library's error
+    string, e.g. ``"ort_error:..."`` or ``"std_create_error:..."``)."""
 
 
-def default_library_path() -> Path:
-    """``$C_EMBED_RUNTIME_LIB``, else the release build of this checkout."""
+# ---- loading the library ---------------------------------------------------------
+
+
+def _system_library_name() -> str:
+    """The soname ``make install`` installs: ``libc_embed_runtime.so.<major>``."""
+    return f"{LIBRARY_NAME}.{__version__.split('.')[0]}"
+
+
+def _checkout_library() -> Path | None:
+    """``target/release/libc_embed_runtime.so`` of the source checkout this package
+    was imported from (``python/c_embed_runtime`` of a checkout), else None."""
+    root = _PACKAGE_DIR.parent.parent
+    if (root / "Cargo.toml").is_file():
+        return root / "target" / "release" / LIBRARY_NAME
+    return None
+
+
+def library_candidates() -> list[tuple[str, str]]:
+    """Where :func:`load` looks when it is given no library, in order, as
+    ``(where, path or name)``: ``$C_EMBED_RUNTIME_LIB`` (if set: nothing else is
+    tried), the library bundled in the package, the source checkout's release build
+    (when imported from a checkout), then the system's ``libc_embed_runtime.so.0``
+    (by the dynamic loader's search, as ``make install`` installs it)."""
     override = os.environ.get(LIBRARY_ENV)
     if override:
-        return Path(override)
-    return _REPO_ROOT / "target" / "release" / "libc_embed_runtime.so"
+        return [(LIBRARY_ENV, override)]
+    found = [("bundled", str(BUNDLED_LIBRARY))]
+    checkout = _checkout_library()
+    if checkout is not None:
+        found.append(("source checkout", str(checkout)))
+    found.append(("system", _system_library_name()))
+    return found
 
 
-def load(path: str | os.PathLike | None = None) -> ctypes.CDLL:
-    """Loads the library (``RTLD_GLOBAL``, as legacy hosts do) and declares every function."""
-    lib = ctypes.CDLL(str(path or default_library_path()), mode=ctypes.RTLD_GLOBAL)
-    for name, (restype, argtypes) in PROTOTYPES.items():
-        function = getattr(lib, name)
+# Loaded libraries by the path they were loaded from, so that loading the same
+# file again returns the same CDLL (whose functions are already declared).
+_LOADED: dict[str, ctypes.CDLL] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def load(library: str | os.PathLike | ctypes.CDLL | None = None) -> ctypes.CDLL:
+    """Loads the library (``RTLD_GLOBAL``, as legacy hosts do), declares every
+    function of :data:`PROTOTYPES` and checks its version.
+
+    ``library``: a path, an already loaded ``CDLL`` (declared and checked here), or
+    None for the first of :func:`library_candidates` that loads. Raises
+    :class:`EmbedRuntimeError` when nothing loads (saying what was tried), when the
+    library lacks a function, or when its major.minor version is not the package's.
+    """
+    if isinstance(library, ctypes.CDLL):
+        return _prepare(library, library._name)
+    if library is not None:
+        return _prepare(_dlopen(os.fspath(library), "library argument"), os.fspath(library))
+    candidates = library_candidates()
+    tried = []
+    for where, path in candidates:
+        is_file = os.sep in path
+        if is_file and where != LIBRARY_ENV and not os.path.exists(path):
+            tried.append(f"{path} ({where}): not found")
+            continue
+        try:
+            lib = _dlopen(path, where)
+        except EmbedRuntimeError as failure:
+            if where == LIBRARY_ENV:  # an explicit choice: no fallback
+                raise
+            tried.append(str(failure))
+            continue
+        return _prepare(lib, path)
+    raise EmbedRuntimeError(
+        f"could not load {LIBRARY_NAME}; tried " + "; ".join(tried) + f" (set {LIBRARY_ENV} to its path)"
+    )
+
+
+def _dlopen(path: str, where: str) -> ctypes.CDLL:
+    key = os.path.realpath(path) if os.sep in path else path
+    with _LOAD_LOCK:
+        lib = _LOADED.get(key)
+        if lib is None:
+            try:
+                lib = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+            except OSError as failure:
+                raise EmbedRuntimeError(f"{path} ({where}): {failure}") from None
+            _LOADED[key] = lib
+        return lib
+
+
+def _prepare(lib: ctypes.CDLL, name: str) -> ctypes.CDLL:
+    """Declares every function on ``lib`` and checks its version."""
+    for function_name, (restype, argtypes) in PROTOTYPES.items():
+        try:
+            function = getattr(lib, function_name)
+        except AttributeError:
+            raise EmbedRuntimeError(
+                f"{name} has no {function_name}: not a c_embed_runtime {_major_minor(__version__)} library"
+            ) from None
         function.restype = restype
         function.argtypes = argtypes
+    found = version(lib)
+    if _major_minor(found) != _major_minor(__version__):
+        raise EmbedRuntimeError(
+            f"{name} is libc_embed_runtime {found}, but the Python package c_embed_runtime {__version__} "
+            f"needs {_major_minor(__version__)}.x"
+        )
     return lib
+
+
+def _major_minor(text: str) -> str:
+    return ".".join(text.split(".")[:2])
 
 
 def _text(value: bytes | None) -> str:
     return (value or b"").decode("utf-8", "replace")
 
 
-class Embedder:
-    """One handle. Use as a context manager, or call :meth:`close`."""
+def version(lib: ctypes.CDLL | None = None) -> str:
+    """The library's version, ``"MAJOR.MINOR.PATCH"`` (needs no handle); ``lib``
+    defaults to :func:`load`'s."""
+    return _text((lib if lib is not None else load()).c_embed_runtime_version())
+
+
+class _DlInfo(ctypes.Structure):
+    _fields_ = [("dli_fname", c_char_p), ("dli_fbase", c_void_p), ("dli_sname", c_char_p), ("dli_saddr", c_void_p)]
+
+
+def library_path(lib: ctypes.CDLL | None = None) -> Path:
+    """The file ``lib`` (default: :func:`load`'s library) was loaded from, as the
+    dynamic loader reports it (so also for the system soname)."""
+    lib = lib if lib is not None else load()
+    try:
+        dladdr = ctypes.CDLL(None).dladdr
+        dladdr.argtypes = [c_void_p, POINTER(_DlInfo)]
+        dladdr.restype = ctypes.c_int
+        info = _DlInfo()
+        address = ctypes.cast(lib.c_embed_runtime_version, c_void_p).value
+        if dladdr(address, ctypes.byref(info)) and info.dli_fname:
+            return Path(os.fsdecode(info.dli_fname)).resolve()
+    except (AttributeError, OSError):
+        pass
+    return Path(lib._name).resolve()
+
+
+# ---- tokenizer ---------------------------------------------------------------------
+
+
+class Tokenizer:
+    """A ``tokenizer.json`` tokenizer that yields what the ABI takes: ids, mask and
+    token types truncated to ``seq_len`` and padded with 0, as the legacy host does.
+    Needs the ``tokenizers`` package (``pip install c_embed_runtime[text]``)."""
+
+    def __init__(self, tokenizer_json: str | os.PathLike, seq_len: int):
+        try:
+            from tokenizers import Tokenizer as HfTokenizer
+        except ImportError as missing:
+            raise EmbedRuntimeError(
+                "tokenizing text needs the tokenizers package (pip install 'c_embed_runtime[text]')"
+            ) from missing
+
+        self.path = Path(tokenizer_json)
+        self.seq_len = seq_len
+        try:
+            self._tokenizer = HfTokenizer.from_file(str(tokenizer_json))
+        except Exception as failure:  # tokenizers raises its own Exception types
+            raise EmbedRuntimeError(f"cannot read tokenizer {tokenizer_json}: {failure}") from None
+        # The shipped tokenizer.json may pad and truncate to its own length.
+        self._tokenizer.enable_truncation(seq_len)
+        self._tokenizer.enable_padding(length=seq_len, pad_id=0, pad_type_id=0)
+
+    def encode(self, text: str):
+        """The ``tokenizers`` encoding of ``text``: ``.ids``, ``.attention_mask`` and
+        ``.type_ids`` hold ``seq_len`` values each."""
+        return self._tokenizer.encode(text)
+
+    def __call__(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(ids, mask, types)`` of ``text``: int64 arrays of ``seq_len`` values."""
+        encoding = self._tokenizer.encode(text)
+        as_array = lambda values: np.asarray(values, dtype=np.int64)  # noqa: E731
+        return as_array(encoding.ids), as_array(encoding.attention_mask), as_array(encoding.type_ids)
+
+    def batch(self, texts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(ids, mask, types)`` of every text: int64 arrays of shape ``(len(texts), seq_len)``."""
+        encodings = self._tokenizer.encode_batch(list(texts))
+        rows = len(encodings)
+        ids, mask, types = (np.empty((rows, self.seq_len), dtype=np.int64) for _ in range(3))
+        for row, encoding in enumerate(encodings):
+            ids[row] = encoding.ids
+            mask[row] = encoding.attention_mask
+            types[row] = encoding.type_ids
+        return ids, mask, types
+
+
+# ---- the runtime -------------------------------------------------------------------
+
+
+class EmbedRuntime:
+    """One embedding handle of the library: a model opened on a device.
+
+    - ``model``: path of an ONNX model.
+    - ``device``: ``"AUTO"`` (NPU, CUDA, OpenVINO-GPU, then CPU), ``"NPU"``,
+      ``"GPU"``/``"CUDA"``, ``"CPU"``, any case; None or ``""`` mean AUTO.
+    - ``seq_len``: tokens per sequence (the library clamps it to at least 8);
+      ``out_dim``: length of each vector; ``threads``: ONNX Runtime intra-op threads.
+    - ``strict``: embeds fail once a CPU fallback was seen on a non-CPU device.
+    - ``tokenizer``: a ``tokenizer.json`` path or a :class:`Tokenizer`, for
+      :meth:`embed` and :meth:`embed_batch`. Default: ``tokenizer.json`` beside the
+      model, if there is one.
+    - ``library``: a library path or loaded ``CDLL``; default as :func:`load`.
+
+    Raises :class:`EmbedRuntimeError` with the library's message when the create
+    fails. Use as a context manager, or call :meth:`close`.
+
+    Thread safety: the library lets several threads embed with one handle at once.
+    :meth:`embed_ids` and :meth:`embed` share this object's buffers and so take a
+    lock; :meth:`embed_batch_ids` and :meth:`embed_batch` do not.
+    """
 
     def __init__(
         self,
-        lib: ctypes.CDLL,
-        model_path: str | os.PathLike,
-        device: str | None = "CPU",
+        model: str | os.PathLike,
+        device: str | None = "AUTO",
         seq_len: int = 128,
-        out_dim: int = 24,
+        out_dim: int = 384,
         threads: int = 1,
-        strict: int = 1,
+        strict: bool = False,
+        tokenizer: str | os.PathLike | Tokenizer | None = None,
+        library: str | os.PathLike | ctypes.CDLL | None = None,
     ):
+        self._handle = None  # close() and __del__ work whatever fails below
+        lib = load(library)
         self._lib = lib
         encoded_device = None if device is None else device.encode()
-        self._handle = lib.c_embed_runtime_create(
-            os.fsencode(model_path), encoded_device, seq_len, out_dim, threads, strict
+        handle = lib.c_embed_runtime_create(
+            os.fsencode(model), encoded_device, seq_len, out_dim, threads, 1 if strict else 0
         )
-        if not self._handle:
+        if not handle:
             raise EmbedRuntimeError(_text(lib.c_embed_runtime_last_create_error()))
-        self.seq_len = lib.c_embed_runtime_seq_len(self._handle)
-        self.out_dim = lib.c_embed_runtime_output_dim(self._handle)
-        # The buffers every call reuses, and their pointers, made once.
-        self._ids = np.zeros(self.seq_len, dtype=np.int64)
-        self._mask = np.zeros(self.seq_len, dtype=np.int64)
-        self._types = np.zeros(self.seq_len, dtype=np.int64)
-        self._out = np.zeros(self.out_dim, dtype=np.float32)
-        as_i64 = POINTER(c_int64)
-        self._ids_ptr = self._ids.ctypes.data_as(as_i64)
-        self._mask_ptr = self._mask.ctypes.data_as(as_i64)
-        self._types_ptr = self._types.ctypes.data_as(as_i64)
-        self._out_ptr = self._out.ctypes.data_as(POINTER(c_float))
+        self._handle = handle
+        try:
+            self._seq_len = int(lib.c_embed_runtime_seq_len(handle))
+            self._out_dim = int(lib.c_embed_runtime_output_dim(handle))
+            self._tokenizer, self._no_tokenizer = self._open_tokenizer(model, tokenizer)
+        except BaseException:
+            self.close()
+            raise
+        # The buffers every embed_ids call reuses, and the ctypes pointers to them:
+        # made once, so a call converts nothing.
+        self._ids = np.zeros(self._seq_len, dtype=np.int64)
+        self._mask = np.zeros(self._seq_len, dtype=np.int64)
+        self._types = np.zeros(self._seq_len, dtype=np.int64)
+        self._out = np.zeros(self._out_dim, dtype=np.float32)
+        self._ids_ptr = self._ids.ctypes.data_as(_I64_PTR)
+        self._mask_ptr = self._mask.ctypes.data_as(_I64_PTR)
+        self._types_ptr = self._types.ctypes.data_as(_I64_PTR)
+        self._out_ptr = self._out.ctypes.data_as(_F32_PTR)
+        self._embed_fn = lib.c_embed_runtime_embed
+        self._lock = threading.Lock()
+
+    def _open_tokenizer(self, model, tokenizer) -> tuple[Tokenizer | None, str]:
+        """The tokenizer, or None and why there is none."""
+        if isinstance(tokenizer, Tokenizer):
+            if tokenizer.seq_len != self._seq_len:
+                raise EmbedRuntimeError(
+                    f"the tokenizer pads to {tokenizer.seq_len} tokens, the runtime takes {self._seq_len}"
+                )
+            return tokenizer, ""
+        if tokenizer is not None:
+            if not Path(tokenizer).is_file():
+                raise EmbedRuntimeError(f"tokenizer {os.fsdecode(tokenizer)} is not a file")
+            return Tokenizer(tokenizer, self._seq_len), ""
+        beside = Path(os.fsdecode(model)).parent / "tokenizer.json"
+        if not beside.is_file():
+            return None, f"no tokenizer: pass tokenizer= (there is no {beside})"
+        try:
+            return Tokenizer(beside, self._seq_len), ""
+        except EmbedRuntimeError as failure:  # e.g. tokenizers not installed: embed_ids still works
+            return None, f"no tokenizer: {failure}"
+
+    # ---- properties
 
     @property
-    def handle(self) -> int:
+    def handle(self) -> int | None:
+        """The library handle (None once closed)."""
         return self._handle
 
     @property
+    def library(self) -> ctypes.CDLL:
+        """The loaded library."""
+        return self._lib
+
+    @property
+    def library_path(self) -> Path:
+        """The file the library was loaded from."""
+        return library_path(self._lib)
+
+    @property
+    def tokenizer(self) -> Tokenizer | None:
+        return self._tokenizer
+
+    @property
+    def seq_len(self) -> int:
+        """The effective (clamped) tokens per sequence."""
+        return self._seq_len
+
+    @property
+    def out_dim(self) -> int:
+        """The effective (clamped) length of each vector."""
+        return self._out_dim
+
+    @property
     def selected_device(self) -> str:
+        """``"NPU"``, ``"CUDA"``, ``"GPU"`` (OpenVINO GPU) or ``"CPU"``; ``"invalid"`` once closed."""
         return _text(self._lib.c_embed_runtime_selected_device(self._handle))
 
     @property
@@ -115,50 +412,126 @@ class Embedder:
 
     @property
     def last_error(self) -> str:
+        """This thread's last embed error on the handle, ``""`` after a success."""
         return _text(self._lib.c_embed_runtime_last_error(self._handle))
 
+    @property
+    def hidden_size(self) -> int:
+        """The model's hidden size (0 if its output cannot be pooled)."""
+        return self._lib.c_embed_runtime_hidden_size(self._handle)
+
+    # ---- embedding
+
+    def embed(self, text: str) -> np.ndarray:
+        """The vector of ``text``: float32, ``(out_dim,)``, tokenized (truncated and
+        padded to ``seq_len``) by the runtime's tokenizer."""
+        encoding = self._require_tokenizer().encode(text)
+        return self.embed_ids(encoding.ids, encoding.attention_mask, encoding.type_ids)
+
+    def embed_batch(self, texts) -> np.ndarray:
+        """The vectors of ``texts`` (a sequence of strings) in one library call:
+        float32, ``(len(texts), out_dim)``; row ``i`` is :meth:`embed` of ``texts[i]``
+        (within 1e-6)."""
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("embed_batch takes a sequence of strings; use embed for one")
+        ids, mask, types = self._require_tokenizer().batch(texts)
+        return self.embed_batch_ids(ids, mask, types)
+
     def embed_ids(self, ids, mask=None, token_types=None) -> np.ndarray:
-        """Embeds ``seq_len`` token ids (mask/types: ``seq_len`` values or None)."""
-        self._ids[:] = ids
+        """The vector of ``seq_len`` token ids (``mask``/``token_types``: ``seq_len``
+        values, or None for all ones/all zeros): float32, ``(out_dim,)``.
+
+        Any integer sequence works; int64 numpy arrays are copied without conversion.
+        The values go into buffers made at create and the library gets pointers made
+        at create, so the call creates no Python object that outlives it but the
+        returned array (python/tests/test_no_churn.py)."""
+        handle = self._handle
+        if not handle:
+            raise EmbedRuntimeError("EmbedRuntime is closed")
+        n = self._seq_len
+        if len(ids) != n:
+            raise ValueError(f"ids has {len(ids)} values, expected seq_len = {n}")
+        mask_ptr = types_ptr = None
+        lock = self._lock
+        lock.acquire()
+        try:
+            np.copyto(self._ids, ids, casting="unsafe")
+            if mask is not None:
+                if len(mask) != n:
+                    raise ValueError(f"mask has {len(mask)} values, expected seq_len = {n}")
+                np.copyto(self._mask, mask, casting="unsafe")
+                mask_ptr = self._mask_ptr
+            if token_types is not None:
+                if len(token_types) != n:
+                    raise ValueError(f"token_types has {len(token_types)} values, expected seq_len = {n}")
+                np.copyto(self._types, token_types, casting="unsafe")
+                types_ptr = self._types_ptr
+            if not self._embed_fn(handle, self._ids_ptr, mask_ptr, types_ptr, self._out_ptr):
+                raise EmbedRuntimeError(self.last_error)
+            return self._out.copy()
+        finally:
+            lock.release()
+
+    def embed_batch_ids(self, ids, mask=None, token_types=None) -> np.ndarray:
+        """Embeds a batch in one call: ``ids`` (and mask/types, if given) are 2-D,
+        ``(rows, seq_len)``; returns a new ``(rows, out_dim)`` float32 array whose
+        row ``i`` is what :meth:`embed_ids` gives for row ``i`` (within 1e-6).
+        Zero rows give an empty result without calling the library. Inputs that are
+        C-contiguous int64 arrays are passed as they are, others are copied."""
+        if not self._handle:
+            raise EmbedRuntimeError("EmbedRuntime is closed")
+        ids = self._batch_array(ids, "ids")
+        rows = ids.shape[0]
         mask_ptr = types_ptr = None
         if mask is not None:
-            self._mask[:] = mask
-            mask_ptr = self._mask_ptr
+            mask = self._batch_array(mask, "mask", rows)
+            mask_ptr = mask.ctypes.data_as(_I64_PTR)
         if token_types is not None:
-            self._types[:] = token_types
-            types_ptr = self._types_ptr
-        if not self._lib.c_embed_runtime_embed(self._handle, self._ids_ptr, mask_ptr, types_ptr, self._out_ptr):
+            token_types = self._batch_array(token_types, "token_types", rows)
+            types_ptr = token_types.ctypes.data_as(_I64_PTR)
+        out = np.empty((rows, self._out_dim), dtype=np.float32)
+        if rows == 0:
+            return out
+        ok = self._lib.c_embed_runtime_embed_batch(
+            self._handle, rows, ids.ctypes.data_as(_I64_PTR), mask_ptr, types_ptr, out.ctypes.data_as(_F32_PTR)
+        )
+        if not ok:
             raise EmbedRuntimeError(self.last_error)
-        return self._out.copy()
+        return out
+
+    def _batch_array(self, values, name: str, rows: int | None = None) -> np.ndarray:
+        """``values`` as a C-contiguous int64 ``(rows, seq_len)`` array (no copy if it
+        already is one): the library reads exactly ``rows * seq_len`` values."""
+        array = np.ascontiguousarray(values, dtype=np.int64)
+        if array.ndim != 2 or array.shape[1] != self._seq_len or (rows is not None and array.shape[0] != rows):
+            want = f"({'rows' if rows is None else rows}, {self._seq_len})"
+            raise ValueError(f"{name} has shape {array.shape}, expected {want}")
+        return array
+
+    def _require_tokenizer(self) -> Tokenizer:
+        if self._tokenizer is None:
+            raise EmbedRuntimeError(f"{self._no_tokenizer}; embed_ids takes token ids without one")
+        return self._tokenizer
+
+    # ---- life cycle
 
     def close(self) -> None:
-        if self._handle:
-            self._lib.c_embed_runtime_destroy(self._handle)
-            self._handle = None
+        """Destroys the handle (idempotent). Later embeds raise EmbedRuntimeError."""
+        handle, self._handle = self._handle, None
+        if handle:
+            self._lib.c_embed_runtime_destroy(handle)
 
-    def __enter__(self) -> "Embedder":
+    def __enter__(self) -> "EmbedRuntime":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     def __del__(self) -> None:
-        self.close()
+        if getattr(self, "_handle", None):
+            self.close()
 
-
-class Tokenizer:
-    """A ``tokenizer.json`` tokenizer that yields what the ABI takes: ids, mask and
-    token types truncated to ``seq_len`` and padded with 0, as the legacy host does."""
-
-    def __init__(self, tokenizer_json: str | os.PathLike, seq_len: int):
-        from tokenizers import Tokenizer as HfTokenizer
-
-        self.seq_len = seq_len
-        self._tokenizer = HfTokenizer.from_file(str(tokenizer_json))
-        self._tokenizer.enable_truncation(seq_len)
-        self._tokenizer.enable_padding(length=seq_len, pad_id=0, pad_type_id=0)
-
-    def __call__(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        encoding = self._tokenizer.encode(text)
-        as_array = lambda values: np.asarray(values, dtype=np.int64)  # noqa: E731
-        return as_array(encoding.ids), as_array(encoding.attention_mask), as_array(encoding.type_ids)
+    def __repr__(self) -> str:
+        if not getattr(self, "_handle", None):
+            return "EmbedRuntime(closed)"
+        return f"EmbedRuntime(device={self.selected_device!r}, seq_len={self._seq_len}, out_dim={self._out_dim})"

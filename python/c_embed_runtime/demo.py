@@ -11,7 +11,7 @@ import itertools
 
 import numpy as np
 
-from . import Embedder, Tokenizer, load
+from . import EmbedRuntime
 
 #: Three pairs of paraphrases; sentences of different pairs are unrelated.
 SENTENCES = [
@@ -30,10 +30,9 @@ def is_paraphrase(i: int, j: int) -> bool:
 
 def embed_all(model, tokenizer_json, device="CPU", seq_len=128, out_dim=384, threads=1):
     """Vectors of SENTENCES (one per row) and the device that computed them."""
-    tokenize = Tokenizer(tokenizer_json, seq_len)
-    with Embedder(load(), model, device, seq_len, out_dim, threads, strict=1) as embedder:
-        vectors = np.stack([embedder.embed_ids(*tokenize(s)) for s in SENTENCES])
-        return vectors, embedder.selected_device
+    with EmbedRuntime(model, device, seq_len, out_dim, threads, strict=True, tokenizer=tokenizer_json) as runtime:
+        vectors = np.stack([runtime.embed(s) for s in SENTENCES])
+        return vectors, runtime.selected_device
 
 
 def paraphrase_margin(similarity: np.ndarray) -> float:
@@ -47,7 +46,7 @@ def paraphrase_margin(similarity: np.ndarray) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True)
-    parser.add_argument("--tokenizer", required=True)
+    parser.add_argument("--tokenizer", help="tokenizer.json (default: the one beside the model)")
     parser.add_argument("--device", default="CPU")
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--out-dim", type=int, default=384)

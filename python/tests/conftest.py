@@ -1,7 +1,17 @@
-"""Fixtures: the library (loaded once, as the legacy host does) and the models."""
+"""Fixtures: the library (loaded once, as the legacy host does) and the models.
+
+The tests run the package from this checkout (python/ first on sys.path) against
+the checkout's release build (`make build`), or the library $C_EMBED_RUNTIME_LIB
+names. $C_EMBED_RUNTIME_LIB is set for the whole test process, so that every load,
+explicit or default, gets that one library: a bundled copy left in
+python/c_embed_runtime/lib/ is never what gets tested, and never a second copy of
+the library (with a second ONNX Runtime) in the same process. Tests of the default
+search run in subprocesses without it (test_package.py)."""
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -12,19 +22,32 @@ sys.path.insert(0, str(REPO / "python"))
 
 import c_embed_runtime  # noqa: E402
 
+BUILT_LIBRARY = REPO / "target" / "release" / "libc_embed_runtime.so"
 TEST_MODELS = REPO / "models" / "test"
 REAL_MODEL_DIR = REPO / "models" / "all-MiniLM-L6-v2"
+os.environ.setdefault(c_embed_runtime.LIBRARY_ENV, str(BUILT_LIBRARY))
+
+
+def cargo_version() -> str:
+    """The package version in Cargo.toml."""
+    text = (REPO / "Cargo.toml").read_text()
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11: the [package] table's version line
+        package = re.search(r"^\[package\]\s*$(.*?)(?=^\[|\Z)", text, re.M | re.S).group(1)
+        return re.search(r'^version\s*=\s*"([^"]+)"', package, re.M).group(1)
+    return tomllib.loads(text)["package"]["version"]
 
 
 def _require(path: Path) -> Path:
     if not path.exists():
-        pytest.fail(f"{path} is missing: run `make setup`")
+        pytest.fail(f"{path} is missing: run `make setup` and `make build`")
     return path
 
 
 @pytest.fixture(scope="session")
 def lib():
-    return c_embed_runtime.load()
+    return c_embed_runtime.load(_require(Path(os.environ[c_embed_runtime.LIBRARY_ENV])))
 
 
 @pytest.fixture(scope="session")

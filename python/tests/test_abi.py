@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from c_embed_runtime import PROTOTYPES, Embedder, EmbedRuntimeError, Tokenizer
+from c_embed_runtime import PROTOTYPES, EmbedRuntime, EmbedRuntimeError, Tokenizer
 
 
 def test_every_prototype_is_declared_as_the_spec_says(lib):
@@ -17,21 +17,22 @@ def test_every_prototype_is_declared_as_the_spec_says(lib):
         function = getattr(lib, name)
         assert function.restype is restype
         assert function.argtypes == argtypes
-    assert len(PROTOTYPES) == 10
+    # The ten functions of the legacy library plus embed_batch, hidden_size, version.
+    assert len(PROTOTYPES) == 13
 
 
 def test_legacy_host_flow_on_the_real_model(lib, real_model, tokenizer_json):
     # Defaults of the legacy host: seq_len 128, out_dim 24, threads 1, strict 1;
     # after create it probes one embed and checks the fallback flag.
     tokenize = Tokenizer(tokenizer_json, 128)
-    with Embedder(lib, real_model, "CPU", 128, 24, 1, 1) as embedder:
-        vector = embedder.embed_ids(*tokenize("probe"))
+    with EmbedRuntime(real_model, "CPU", 128, 24, 1, True, library=lib) as runtime:
+        vector = runtime.embed_ids(*tokenize("probe"))
         assert vector.shape == (24,) and vector.dtype == np.float32
         assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
-        assert embedder.selected_device == "CPU"
-        assert embedder.cpu_fallback_detected is False
-        assert embedder.cpu_fallback_detail == ""
-        assert embedder.last_error == ""
+        assert runtime.selected_device == "CPU"
+        assert runtime.cpu_fallback_detected is False
+        assert runtime.cpu_fallback_detail == ""
+        assert runtime.last_error == ""
 
 
 @pytest.mark.parametrize(
@@ -46,25 +47,25 @@ def test_legacy_host_flow_on_the_real_model(lib, real_model, tokenizer_json):
 def test_unavailable_devices_fail_with_the_contract_message(lib, test_model, device, message, monkeypatch):
     monkeypatch.delenv("CDB_EMBED_GPU_ALLOW_OPENVINO_FALLBACK", raising=False)
     with pytest.raises(EmbedRuntimeError) as failure:
-        Embedder(lib, test_model("tiny_bert"), device)
+        EmbedRuntime(test_model("tiny_bert"), device, 128, 24, library=lib)
     assert str(failure.value) == message
 
 
 @pytest.mark.parametrize("device", [None, "", "auto", "Cpu", "HOST"])
 def test_auto_and_cpu_spellings_end_on_the_cpu(lib, test_model, device):
-    with Embedder(lib, test_model("tiny_bert"), device) as embedder:
-        assert embedder.selected_device == "CPU"
+    with EmbedRuntime(test_model("tiny_bert"), device, 128, 24, library=lib) as runtime:
+        assert runtime.selected_device == "CPU"
     assert lib.c_embed_runtime_last_create_error() == b""
 
 
 def test_embed_errors_keep_the_handle_usable(lib, test_model):
-    with Embedder(lib, test_model("tiny_bert"), "CPU", 16, 24) as embedder:
+    with EmbedRuntime(test_model("tiny_bert"), "CPU", 16, 24, library=lib) as runtime:
         good = np.arange(16) % 50
         with pytest.raises(EmbedRuntimeError, match="^ort_error:"):
-            embedder.embed_ids(np.full(16, 10_000))
-        assert embedder.last_error.startswith("ort_error:")
-        embedder.embed_ids(good)
-        assert embedder.last_error == ""
+            runtime.embed_ids(np.full(16, 10_000))
+        assert runtime.last_error.startswith("ort_error:")
+        runtime.embed_ids(good)
+        assert runtime.last_error == ""
 
 
 @pytest.mark.parametrize(
@@ -78,10 +79,10 @@ def test_embed_errors_keep_the_handle_usable(lib, test_model):
     ],
 )
 def test_unusable_outputs_and_inputs_fail_each_embed(lib, test_model, model, error):
-    with Embedder(lib, test_model(model), "CPU", 8, 24) as embedder:
+    with EmbedRuntime(test_model(model), "CPU", 8, 24, library=lib) as runtime:
         for _ in range(2):
             with pytest.raises(EmbedRuntimeError) as failure:
-                embedder.embed_ids(np.ones(8))
+                runtime.embed_ids(np.ones(8))
             assert str(failure.value) == error
 
 
@@ -92,25 +93,28 @@ def test_null_handle_getters(lib):
     assert lib.c_embed_runtime_cpu_fallback_detail(None) == b"invalid_handle"
     assert lib.c_embed_runtime_output_dim(None) == 0
     assert lib.c_embed_runtime_seq_len(None) == 0
+    assert lib.c_embed_runtime_hidden_size(None) == 0
     out = (ctypes.c_float * 4)()
     ids = (ctypes.c_int64 * 8)()
     assert lib.c_embed_runtime_embed(None, ids, None, None, out) == 0
+    assert lib.c_embed_runtime_embed_batch(None, 1, ids, None, None, out) == 0
+    assert list(out) == [0.0] * 4
     lib.c_embed_runtime_destroy(None)
 
 
 def test_two_threads_on_one_handle_get_their_own_results(lib, test_model):
     inputs = [np.arange(i, i + 32) % 100 for i in range(4)]
-    with Embedder(lib, test_model("tiny_bert"), "CPU", 32, 24) as embedder:
-        expected = [embedder.embed_ids(ids) for ids in inputs]
+    with EmbedRuntime(test_model("tiny_bert"), "CPU", 32, 24, library=lib) as runtime:
+        expected = [runtime.embed_ids(ids) for ids in inputs]
         failures = []
 
         def worker(index):
-            # Each thread uses its own buffers: the raw ABI, not the shared Embedder.
+            # Each thread uses its own buffers: the raw ABI, not the shared EmbedRuntime.
             ids = np.ascontiguousarray(inputs[index], dtype=np.int64)
             out = np.zeros(24, np.float32)
             for _ in range(50):
                 ok = lib.c_embed_runtime_embed(
-                    embedder.handle,
+                    runtime.handle,
                     ids.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)),
                     None,
                     None,
