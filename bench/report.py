@@ -1,0 +1,345 @@
+"""Merges the benchmark results of `make bench` and checks the targets.
+
+usage: report.py BUILD_DIR RESULTS_DIR
+
+Reads BUILD_DIR/{library,bare,python_padded}.json (and loadavg.txt, the load
+before the runs), writes RESULTS_DIR/latest.json and
+RESULTS_DIR/latency_by_length.png, and prints a markdown table, the thread
+comparison and the target checks. "Per embed" in a batch row is the batch's
+figure divided by its rows.
+"""
+
+import datetime
+import json
+import os
+import platform
+import sys
+
+SOURCES = (
+    ("library", "library.json"),
+    ("bare", "bare.json"),
+    ("python_padded", "python_padded.json"),
+)
+SOURCE_LABELS = {
+    "library": "library",
+    "bare": "bare ORT",
+    "python_padded": "Python padded",
+}
+CLASSES = ("short", "medium", "long")
+# Above this 1-minute load average before the runs, other work shared the cores.
+BUSY_LOAD = 0.5
+
+
+def python_objects(build_dir):
+    """bench/python_objects.py's figures, if that step ran."""
+    path = os.path.join(build_dir, "python_objects.json")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def python_objects_table(figures):
+    lines = [
+        "| Python caller, per embed | gc-tracked objects | bytes kept | heap allocations |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for mode, r in figures["modes"].items():
+        allocs = r.get("heap_allocations")
+        lines.append(
+            f"| {mode} | {r['tracked_objects']:.2f} | {r['traced_bytes']:.0f} "
+            f"| {'n/a' if allocs is None else f'{allocs:.1f}'} |"
+        )
+    return "\n".join(lines)
+
+
+def load_results(build_dir):
+    results = {}
+    for source, name in SOURCES:
+        path = os.path.join(build_dir, name)
+        with open(path, encoding="utf-8") as f:
+            results[source] = json.load(f)
+    return results
+
+
+def find(results, source, scenario, threads=1, callers=1):
+    for record in results[source]["records"]:
+        if (
+            record["scenario"] == scenario
+            and record["threads"] == threads
+            and record["callers"] == callers
+        ):
+            return record
+    return None
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def read_load(build_dir):
+    try:
+        with open(os.path.join(build_dir, "loadavg.txt"), encoding="ascii") as f:
+            return [float(x) for x in f.read().split()[:3]]
+    except (OSError, ValueError):
+        return None
+
+
+def onnxruntime_version():
+    try:
+        import onnxruntime
+
+        return onnxruntime.__version__
+    except ImportError:
+        return "unknown"
+
+
+def rss_growth_kib(record):
+    if record.get("rss_before_kib") is None:
+        return None
+    return int(record["rss_after_kib"] - record["rss_before_kib"])
+
+
+def fmt(value, digits=2):
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def label(source, record):
+    parts = [SOURCE_LABELS[source], record["scenario"]]
+    if record["positions"] == "padded" and source == "library":
+        parts[1] = "padded (mask NULL: all 128 positions)"
+    parts.append(f"threads {record['threads']}")
+    if record["batch"] > 1:
+        parts.append(f"batch {record['batch']}")
+    if record["callers"] > 1:
+        parts.append(f"{record['callers']} callers on one handle")
+    if record["scenario"] == "rss":
+        parts.append(f"{record['embeds']} calls")
+    return " · ".join(parts)
+
+
+def table(results):
+    lines = [
+        "| scenario | median ms | p99 ms | embeds/s | allocs/embed process | allocs/embed Rust | RSS growth |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for source, _ in SOURCES:
+        for r in results[source]["records"]:
+            growth = rss_growth_kib(r)
+            lines.append(
+                f"| {label(source, r)} | {r['median_ms']:.2f} | {r['p99_ms']:.2f} "
+                f"| {r['embeds_per_s']:.1f} | {fmt(r['process_allocs_per_embed'])} "
+                f"| {fmt(r['rust_allocs_per_embed'])} "
+                f"| {'' if growth is None else f'{growth:+d} KiB'} |"
+            )
+    return "\n".join(lines)
+
+
+def thread_comparison(results):
+    rows = [
+        ("1 caller, handle threads=1", find(results, "library", "mix", 1)),
+        ("1 caller, handle threads=2", find(results, "library", "mix", 2)),
+        ("2 callers, one handle threads=1 (session pool)", find(results, "library", "2callers", 1, 2)),
+        ("2 callers, one handle threads=2 (one session)", find(results, "library", "2callers", 2, 2)),
+    ]
+    lines = ["| library, sentence mix | embeds/s | median ms | p99 ms |", "| --- | ---: | ---: | ---: |"]
+    for name, r in rows:
+        if r is not None:
+            lines.append(f"| {name} | {r['embeds_per_s']:.1f} | {r['median_ms']:.2f} | {r['p99_ms']:.2f} |")
+    return "\n".join(lines), {name: (r and r["embeds_per_s"]) for name, r in rows}
+
+
+def checks(results):
+    """The targets on the sentence mix at seq_len 128, threads 1, one embed per call.
+    Speed compares mean time per embed (1 / embeds per second) over the same calls."""
+    lib = find(results, "library", "mix")
+    bare = find(results, "bare", "mix")
+    padded = find(results, "python_padded", "mix")
+    rss = find(results, "library", "rss")
+    out = []
+
+    speedup = lib["embeds_per_s"] / padded["embeds_per_s"]
+    out.append(
+        {
+            "target": "speed-up vs padded Python baseline >= 5x",
+            "value": round(speedup, 2),
+            "detail": f"{speedup:.2f}x mean time per embed "
+            f"(median {padded['median_ms'] / lib['median_ms']:.2f}x)",
+            "pass": speedup >= 5.0,
+        }
+    )
+    overhead = bare["embeds_per_s"] / lib["embeds_per_s"] - 1.0
+    per_class = []
+    for c in CLASSES:
+        lc, bc = find(results, "library", c), find(results, "bare", c)
+        if lc and bc:
+            per_class.append(f"{c} {100 * (bc['embeds_per_s'] / lc['embeds_per_s'] - 1):+.1f}%")
+    out.append(
+        {
+            "target": "library within 5% of the bare ONNX Runtime run",
+            "value": round(100 * overhead, 2),
+            "detail": f"{100 * overhead:+.1f}% time per embed "
+            f"(median {100 * (lib['median_ms'] / bare['median_ms'] - 1):+.1f}%; "
+            f"per class: {', '.join(per_class)})",
+            "pass": overhead <= 0.05,
+        }
+    )
+    lp, bp = lib["process_allocs_per_embed"], bare["process_allocs_per_embed"]
+    if lp is None or bp is None:
+        out.append(
+            {
+                "target": "library adds no heap allocation per call over the bare run",
+                "value": None,
+                "detail": "n/a: the LD_PRELOAD counter was not loaded",
+                "pass": False,
+            }
+        )
+    else:
+        extra = lp - bp
+        out.append(
+            {
+                "target": "library adds no heap allocation per call over the bare run",
+                "value": round(extra, 2),
+                "detail": f"{extra:+.2f} allocations per embed (library {lp:.2f}, bare {bp:.2f}, "
+                f"of which the library's Rust side {fmt(lib['rust_allocs_per_embed'])})",
+                "pass": extra <= 0,
+            }
+        )
+    growth = rss_growth_kib(rss)
+    out.append(
+        {
+            "target": "RSS flat: < 1 MiB growth over the memory run after warm-up",
+            "value": growth,
+            "detail": f"{growth:+d} KiB over {rss['embeds']} calls "
+            f"({rss['rss_before_kib']} -> {rss['rss_after_kib']} KiB)",
+            "pass": growth < 1024,
+        }
+    )
+    return out
+
+
+def draw_chart(results, tokens_path, png_path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no chart (pip install -r bench/requirements.txt)")
+        return False
+    lengths = class_lengths(tokens_path)
+    names = [f"{c}\n(~{lengths.get(c, 0):.0f} tokens)" for c in CLASSES]
+    width = 0.27
+    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=120)
+    for i, (source, _) in enumerate(SOURCES):
+        medians = [find(results, source, c)["median_ms"] for c in CLASSES]
+        xs = [k + (i - 1) * width for k in range(len(CLASSES))]
+        bars = ax.bar(xs, medians, width, label=SOURCE_LABELS[source])
+        ax.bar_label(bars, fmt="%.1f", fontsize=8, padding=2)
+    ax.set_xticks(range(len(CLASSES)), names)
+    ax.set_ylabel("median latency per embed (ms)")
+    ax.set_title("all-MiniLM-L6-v2 int8, seq_len 128, 1 thread, one sentence per call")
+    ax.legend()
+    ax.margins(y=0.12)
+    fig.tight_layout()
+    fig.savefig(png_path)
+    plt.close(fig)
+    return True
+
+
+def class_lengths(tokens_path):
+    """Mean real token count per length class."""
+    sums = {}
+    try:
+        with open(tokens_path, encoding="ascii") as f:
+            next(f)
+            for line in f:
+                fields = line.split(maxsplit=2)
+                if len(fields) >= 2:
+                    total, count = sums.get(fields[0], (0, 0))
+                    sums[fields[0]] = (total + int(fields[1]), count + 1)
+    except OSError:
+        return {}
+    return {c: total / count for c, (total, count) in sums.items()}
+
+
+def main(argv):
+    if len(argv) != 3:
+        raise SystemExit(__doc__)
+    build_dir, results_dir = argv[1:]
+    os.makedirs(results_dir, exist_ok=True)
+    results = load_results(build_dir)
+    load = read_load(build_dir)
+    target_checks = checks(results)
+    threads_table, threads_values = thread_comparison(results)
+    png_path = os.path.join(results_dir, "latency_by_length.png")
+    chart = draw_chart(results, os.path.join(build_dir, "tokens.txt"), png_path)
+
+    merged = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "load_before_runs": load,
+        },
+        "onnxruntime": onnxruntime_version(),
+        "library_version": results["library"]["meta"].get("library_version"),
+        "model": "all-MiniLM-L6-v2 (int8 ONNX), seq_len 128, out_dim 384",
+        "settings": {
+            name: os.environ.get(name) or default
+            for name, default in (
+                ("BENCH_CALLS", "240"),
+                ("BENCH_PADDED_CALLS", "40"),
+                ("BENCH_RSS_CALLS", "20000"),
+                ("BENCH_RSS_WARMUP", "500"),
+            )
+        },
+        "handle_lookup_ns": results["library"]["meta"].get("handle_lookup_ns"),
+        "python_objects": python_objects(build_dir),
+        "checks": target_checks,
+        "threads": threads_values,
+        "sources": results,
+    }
+    latest = os.path.join(results_dir, "latest.json")
+    with open(latest, "w", encoding="utf-8") as f:
+        json.dump(merged, f, indent=2)
+        f.write("\n")
+
+    print()
+    print(
+        f"## make bench: {merged['machine']['cpu']}, {merged['machine']['cores']} cores, "
+        f"ONNX Runtime {merged['onnxruntime']}, library {merged['library_version']}"
+    )
+    print()
+    print(table(results))
+    print()
+    print(threads_table)
+    print()
+    lookup = merged["handle_lookup_ns"]
+    if lookup is not None:
+        print(f"Handle check (registry lookup) on every call: {lookup:.1f} ns per getter call")
+        print()
+    if merged["python_objects"] is not None:
+        print(python_objects_table(merged["python_objects"]))
+        print()
+    print("Targets (sentence mix, seq_len 128, threads 1, one sentence per call):")
+    for c in target_checks:
+        print(f"  {'PASS' if c['pass'] else 'MISS'}  {c['target']}: {c['detail']}")
+    if load is not None and load[0] > BUSY_LOAD:
+        print(
+            f"  note: load average {load[0]:.2f} before the runs: other work shared the "
+            f"{merged['machine']['cores']} cores, timings are noisy"
+        )
+    print()
+    print(f"wrote {latest}" + (f" and {png_path}" if chart else ""))
+
+
+if __name__ == "__main__":
+    main(sys.argv)
