@@ -11,11 +11,12 @@
 //! (with no valid token the contract uses token 0's vector, which attends to
 //! every position). Static-shape models always run at their own length.
 //!
-//! **Exact shapes, one copy of memory.** Measured on all-MiniLM-L6-v2 int8 with
-//! one thread on this project's 2-core machine, a run costs about 2 ms plus
-//! 0.7 ms per token (17 ms for sentences of 6-43 tokens, 96 ms padded to 128),
-//! so padding to length buckets would cost a typical sentence about 15%
-//! (multiples of 8) to 40% (powers of two). The
+//! **Exact shapes, one copy of memory.** Measured by `make bench` on
+//! all-MiniLM-L6-v2 int8 with one thread on this project's 2-core machine, a run
+//! costs about 4 ms plus 0.7 ms per token (9 ms at 7 tokens, 17 ms at 19, 47 ms
+//! at 62, 100 ms at 128), so padding to length buckets would cost a typical
+//! sentence 10-25% (multiples of 8: 3.5 tokens on average) or up to 50% (powers
+//! of two), against a target of 5% over a bare run. The
 //! pool therefore runs every exact length, and keeps the memory of one run
 //! shape: each input and the output have one storage vector, and the ONNX
 //! Runtime tensors of every shape seen ([`ShapedRun`]) are views of their
