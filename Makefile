@@ -76,11 +76,11 @@ lint:
 test-rust: setup
 	ORT_DYLIB_PATH=$(ORT_LIB) cargo test --release
 
-$(BUILD)/c/test_abi: c_tests/test_abi.c include/c_embed_runtime.h $(LIB)
+$(BUILD)/c/test_abi: c_tests/test_abi.c c_tests/test_support.h include/c_embed_runtime.h $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_T) $< $(LINK_LIB) -o $@
 
-$(BUILD)/c/test_abi_asan: c_tests/test_abi.c include/c_embed_runtime.h $(LIB)
+$(BUILD)/c/test_abi_asan: c_tests/test_abi.c c_tests/test_support.h include/c_embed_runtime.h $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_T) $(SANITIZE) $< $(LINK_LIB) -o $@
 
@@ -134,19 +134,19 @@ clean:
 # every case in its own fork()ed child; stress destroys a handle under four
 # embedding threads and bounds RSS over create/destroy cycles (not under ASan,
 # whose quarantine moves RSS: -g 0).
-$(BUILD)/c/misuse: c_tests/misuse.c include/c_embed_runtime.h $(LIB)
+$(BUILD)/c/misuse: c_tests/misuse.c c_tests/test_support.h include/c_embed_runtime.h $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_T) $< $(LINK_LIB) -o $@
 
-$(BUILD)/c/stress: c_tests/stress.c include/c_embed_runtime.h $(LIB)
+$(BUILD)/c/stress: c_tests/stress.c c_tests/test_support.h include/c_embed_runtime.h $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_T) $< $(LINK_LIB) -o $@
 
-$(BUILD)/c/stress_asan: c_tests/stress.c include/c_embed_runtime.h $(LIB)
+$(BUILD)/c/stress_asan: c_tests/stress.c c_tests/test_support.h include/c_embed_runtime.h $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_T) $(SANITIZE) $< $(LINK_LIB) -o $@
 
-$(BUILD)/c/misuse_asan: c_tests/misuse.c include/c_embed_runtime.h $(LIB)
+$(BUILD)/c/misuse_asan: c_tests/misuse.c c_tests/test_support.h include/c_embed_runtime.h $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_T) $(SANITIZE) $< $(LINK_LIB) -o $@
 

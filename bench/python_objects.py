@@ -10,7 +10,8 @@ Modes (each embeds the sentences in turn, CALLS times):
   embed_text    EmbedRuntime.embed(text): the tokenizer's work included.
   legacy        the legacy caller: ctypes arrays built per call from Python lists
                 ((c_int64 * seq_len)(*ids), ...), the output turned into a list
-                of floats.
+                of floats (c_embed_runtime._churn.legacy_embed, which
+                python/tests/test_no_churn.py compares against too).
   naive_ctypes  for reference, a binding that converts numpy buffers to ctypes
                 pointers on every call (arr.ctypes.data_as): the pitfall the
                 package avoids.
@@ -31,6 +32,8 @@ Measures, per call:
   us_median            wall time, median (dominated by the model; the machine's
                        load shows in it)
 
+The measurement is c_embed_runtime._churn.measure, the tests' own.
+
 Writes build/bench/python_objects.json (or --out) and prints a table.
 
 usage: python bench/python_objects.py [--calls N] [--model M] [--library L]
@@ -41,14 +44,11 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import gc
 import json
 import os
 import platform
 import statistics
 import sys
-import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python"))
 
 import c_embed_runtime  # noqa: E402
-from c_embed_runtime import EmbedRuntime  # noqa: E402
+from c_embed_runtime import EmbedRuntime, _churn  # noqa: E402
 
 SEQ_LEN = 128
 OUT_DIM = 384
@@ -88,68 +88,21 @@ def alloc_counter():
 
 def measure(call, calls: int, count_allocations) -> dict:
     """``call(i)`` embeds input ``i``; the metrics of the module docstring."""
-    for i in range(WARMUP):
-        call(i)
-
-    # gc-tracked objects left, every result kept; wall time and (when preloaded)
-    # the process's heap allocations over the same calls.
-    kept = [None] * calls
-    times = np.zeros(calls, dtype=np.float64)
-    allocations = None
-    gc.collect()
-    gc.disable()
-    try:
-        objects_before = len(gc.get_objects())
-        count_before = gc.get_count()[0]
-        allocations_before = count_allocations() if count_allocations else 0
-        for i in range(calls):
-            start = time.perf_counter()
-            kept[i] = call(i)
-            times[i] = time.perf_counter() - start
-        if count_allocations:
-            allocations = (count_allocations() - allocations_before) / calls
-        count_after = gc.get_count()[0]
-        objects_after = len(gc.get_objects())
-    finally:
-        gc.enable()
-    sample = kept[0]
+    found = _churn.measure(call, calls, WARMUP, count_allocations)
+    sample = found["sample"]
     result_bytes = 0 if sample is None else sys.getsizeof(sample)
     if isinstance(sample, list):
         result_bytes += sum(sys.getsizeof(x) for x in sample)
-
-    # tracemalloc: what stays (results kept) and the transient peak of each call.
-    kept = [None] * calls
-    peaks = np.zeros(calls, dtype=np.int64)
-    ignore = [tracemalloc.Filter(False, tracemalloc.__file__)]
-    gc.collect()
-    gc.disable()
-    tracemalloc.start()
-    try:
-        tracemalloc.take_snapshot().filter_traces(ignore)  # warms the filter's caches
-        snapshot_before = tracemalloc.take_snapshot().filter_traces(ignore)
-        bytes_before = tracemalloc.get_traced_memory()[0]
-        for i in range(calls):
-            current = tracemalloc.get_traced_memory()[0]
-            tracemalloc.reset_peak()
-            kept[i] = call(i)
-            peaks[i] = tracemalloc.get_traced_memory()[1] - current
-        bytes_after = tracemalloc.get_traced_memory()[0]
-        snapshot_after = tracemalloc.take_snapshot().filter_traces(ignore)
-    finally:
-        tracemalloc.stop()
-        gc.enable()
-    blocks = sum(stat.count_diff for stat in snapshot_after.compare_to(snapshot_before, "filename"))
-    del kept
-
+    allocations = found["heap_allocations"]
     return {
-        "tracked_objects": (objects_after - objects_before) / calls,
-        "gc_count": (count_after - count_before) / calls,
-        "traced_bytes": (bytes_after - bytes_before) / calls,
-        "traced_blocks": blocks / calls,
-        "peak_transient_bytes": float(np.median(peaks)),
+        "tracked_objects": found["tracked_objects"] / calls,
+        "gc_count": found["gc_count"] / calls,
+        "traced_bytes": found["traced_bytes"] / calls,
+        "traced_blocks": found["traced_blocks"] / calls,
+        "peak_transient_bytes": float(np.median(found["peaks"])),
         "result_bytes": result_bytes,
-        "heap_allocations": allocations,
-        "us_median": statistics.median(times) * 1e6,
+        "heap_allocations": None if allocations is None else allocations / calls,
+        "us_median": statistics.median(found["times"]) * 1e6,
     }
 
 
@@ -188,14 +141,7 @@ def main() -> int:
         return runtime.embed(texts[i % n])
 
     def legacy(i):
-        ids, mask, types = lists[i % n]
-        ids_array = (ctypes.c_int64 * SEQ_LEN)(*ids)
-        mask_array = (ctypes.c_int64 * SEQ_LEN)(*mask)
-        types_array = (ctypes.c_int64 * SEQ_LEN)(*types)
-        out = (ctypes.c_float * OUT_DIM)()
-        if not lib.c_embed_runtime_embed(handle, ids_array, mask_array, types_array, out):
-            raise RuntimeError(lib.c_embed_runtime_last_error(handle).decode())
-        return list(out)
+        return _churn.legacy_embed(lib, handle, SEQ_LEN, OUT_DIM, *lists[i % n])
 
     buffers = [np.zeros(SEQ_LEN, np.int64) for _ in range(3)]
     out_buffer = np.zeros(OUT_DIM, np.float32)

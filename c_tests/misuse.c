@@ -20,6 +20,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "c_embed_runtime.h"
+#include "test_support.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,82 +35,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* ---- the check framework (in the child) ----------------------------------------- */
-
-static int g_passed;
-static int g_failed;
-static const char *g_case = "";
-
-typedef struct {
-    const char *file;
-    int line;
-} where_t;
-
-#define HERE ((where_t){__FILE__, __LINE__})
-
-/* Counts one check; on failure prints "file:line: FAIL [case]: message". */
-static int record(where_t at, int ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int record(where_t at, int ok, const char *fmt, ...)
-{
-    if (ok) {
-        g_passed++;
-        return 1;
-    }
-    g_failed++;
-    fprintf(stderr, "%s:%d: FAIL [%s]: ", at.file, at.line, g_case);
-    va_list args;
-    va_start(args, fmt);
-    vfprintf(stderr, fmt, args);
-    va_end(args);
-    fputc('\n', stderr);
-    return 0;
-}
-
-/* Long messages (a 1 MiB path inside an error) are shown by their first bytes. */
-static const char *shown(const char *s)
-{
-    static char buf[201];
-    if (s == NULL) {
-        return "(NULL)";
-    }
-    if (strlen(s) < sizeof buf) {
-        return s;
-    }
-    memcpy(buf, s, sizeof buf - 4);
-    memcpy(buf + sizeof buf - 4, "...", 4);
-    return buf;
-}
-
-static int check_int_at(where_t at, const char *what, long long actual, long long expected)
-{
-    return record(at, actual == expected, "%s is %lld, expected %lld", what, actual, expected);
-}
-
-static int check_str_at(where_t at, const char *what, const char *actual, const char *expected)
-{
-    return record(at, actual != NULL && strcmp(actual, expected) == 0,
-                  "%s is \"%s\", expected \"%s\"", what, shown(actual), expected);
-}
-
-static int check_prefix_at(where_t at, const char *what, const char *actual, const char *prefix)
-{
-    return record(at, actual != NULL && strncmp(actual, prefix, strlen(prefix)) == 0,
-                  "%s is \"%s\", expected to start with \"%s\"", what, shown(actual), prefix);
-}
-
-static int check_contains_at(where_t at, const char *what, const char *actual,
-                             const char *needle)
-{
-    return record(at, actual != NULL && strstr(actual, needle) != NULL,
-                  "%s is \"%s\", expected to contain \"%s\"", what, shown(actual), needle);
-}
-
-#define CHECK(cond) record(HERE, (cond) != 0, "%s", #cond)
-#define CHECK_INT(actual, expected) \
-    check_int_at(HERE, #actual, (long long)(actual), (long long)(expected))
-#define CHECK_STR(actual, expected) check_str_at(HERE, #actual, (actual), (expected))
-#define CHECK_PREFIX(actual, prefix) check_prefix_at(HERE, #actual, (actual), (prefix))
-#define CHECK_CONTAINS(actual, needle) check_contains_at(HERE, #actual, (actual), (needle))
+/* ---- checks of documented errors (in the child) ------------------------------- */
 
 /* An embed error as documented: non-NULL, non-empty, with a documented prefix. */
 static int check_embed_error_at(where_t at, const char *what, const char *error)
@@ -137,7 +63,7 @@ static int check_create_error_at(where_t at, const char *what, const char *error
 
 /* ---- test data --------------------------------------------------------------------- */
 
-enum { SEQ = 16, DIM = 24, VOCAB = 100, ROWS = 2 };
+enum { SEQ = 16, DIM = 24, VOCAB = TEST_VOCAB, ROWS = 2 };
 
 #define INVALID_ROWS "std_error:invalid_rows"
 #define NULL_ARRAYS "std_error:input_ids and out_vec must be non-NULL, aligned arrays"
@@ -145,62 +71,12 @@ enum { SEQ = 16, DIM = 24, VOCAB = 100, ROWS = 2 };
     "std_create_error:unsupported requested_device (expected AUTO|NPU|GPU|CUDA|CPU)"
 #define EMPTY_PATH "std_create_error:model path is empty"
 
-static const float SENTINEL = -777.0f;
-
 static const char *g_model_dir;
 static const char *g_real_model;
-
-static void *xmalloc(size_t size)
-{
-    void *p = malloc(size);
-    if (p == NULL) {
-        fputs("out of memory\n", stderr);
-        exit(2);
-    }
-    return p;
-}
 
 static void tiny_bert_path(char *buf, size_t size)
 {
     snprintf(buf, size, "%s/tiny_bert.onnx", g_model_dir);
-}
-
-/* n in-vocabulary ids (1..VOCAB-1), varied by seed. */
-static int64_t *make_ids(size_t n, unsigned seed)
-{
-    int64_t *ids = xmalloc(n * sizeof *ids);
-    for (size_t i = 0; i < n; i++) {
-        ids[i] = i == 0 ? 1 : (int64_t)(1 + (seed * 37u + i * 11u) % (VOCAB - 1));
-    }
-    return ids;
-}
-
-static int64_t *make_filled(size_t n, int64_t value)
-{
-    int64_t *values = xmalloc(n * sizeof *values);
-    for (size_t i = 0; i < n; i++) {
-        values[i] = value;
-    }
-    return values;
-}
-
-static float *new_vec(size_t n)
-{
-    float *v = xmalloc(n * sizeof *v);
-    for (size_t i = 0; i < n; i++) {
-        v[i] = SENTINEL;
-    }
-    return v;
-}
-
-static int is_untouched(const float *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (memcmp(&v[i], &SENTINEL, sizeof SENTINEL) != 0) {
-            return 0;
-        }
-    }
-    return 1;
 }
 
 /* Finite and of L2 norm 1 within 1e-5 (compared squared: no libm). */
@@ -229,7 +105,8 @@ static void *open_tiny_at(where_t at, int64_t seq_len, int32_t out_dim, int32_t 
                 shown(c_embed_runtime_last_create_error()))) {
         exit(1);
     }
-    check_str_at(at, "last_create_error after a success", c_embed_runtime_last_create_error(), "");
+    check_str_at(at, STR_EXACT, "last_create_error after a success",
+                 c_embed_runtime_last_create_error(), "");
     return h;
 }
 
@@ -244,7 +121,7 @@ static void good_embed_at(where_t at, void *h)
     int32_t rc = c_embed_runtime_embed(h, ids, NULL, NULL, out);
     record(at, rc == 1, "good embed returned %d (last_error \"%s\")", rc,
            shown(c_embed_runtime_last_error(h)));
-    check_str_at(at, "last_error after a good embed", c_embed_runtime_last_error(h), "");
+    check_str_at(at, STR_EXACT, "last_error after a good embed", c_embed_runtime_last_error(h), "");
     record(at, rc != 1 || is_unit(out, dim), "good embed's vector is not unit length");
     free(out);
     free(ids);
@@ -274,10 +151,10 @@ static void check_invalid_handle_at(where_t at, void *h)
     check_int_at(at, "embed_batch(rows INT64_MAX) on an invalid handle",
                  c_embed_runtime_embed_batch(h, INT64_MAX, ids, NULL, NULL, out), 0);
     record(at, is_untouched(out, BIG), "out_vec written by a call on an invalid handle");
-    check_str_at(at, "last_error", c_embed_runtime_last_error(h), "invalid_handle");
-    check_str_at(at, "selected_device", c_embed_runtime_selected_device(h), "invalid");
+    check_str_at(at, STR_EXACT, "last_error", c_embed_runtime_last_error(h), "invalid_handle");
+    check_str_at(at, STR_EXACT, "selected_device", c_embed_runtime_selected_device(h), "invalid");
     check_int_at(at, "cpu_fallback_detected", c_embed_runtime_cpu_fallback_detected(h), 0);
-    check_str_at(at, "cpu_fallback_detail", c_embed_runtime_cpu_fallback_detail(h),
+    check_str_at(at, STR_EXACT, "cpu_fallback_detail", c_embed_runtime_cpu_fallback_detail(h),
                  "invalid_handle");
     check_int_at(at, "output_dim", c_embed_runtime_output_dim(h), 0);
     check_int_at(at, "seq_len", c_embed_runtime_seq_len(h), 0);
@@ -289,7 +166,8 @@ static void check_invalid_handle_at(where_t at, void *h)
     c_embed_runtime_destroy(h); /* ignored */
     c_embed_runtime_destroy(h); /* still ignored */
     /* and still invalid afterwards */
-    check_str_at(at, "last_error after destroy", c_embed_runtime_last_error(h), "invalid_handle");
+    check_str_at(at, STR_EXACT, "last_error after destroy", c_embed_runtime_last_error(h),
+                 "invalid_handle");
     check_int_at(at, "output_dim after destroy", c_embed_runtime_output_dim(h), 0);
     free(out);
     free(ids);
@@ -302,8 +180,8 @@ static void check_invalid_handle_at(where_t at, void *h)
 /* A live handle answers as one: CPU, the sizes it was created with, embeds. */
 static void check_live_at(where_t at, void *h)
 {
-    check_str_at(at, "selected_device of a live handle", c_embed_runtime_selected_device(h),
-                 "CPU");
+    check_str_at(at, STR_EXACT, "selected_device of a live handle",
+                 c_embed_runtime_selected_device(h), "CPU");
     check_int_at(at, "seq_len of a live handle", c_embed_runtime_seq_len(h), SEQ);
     check_int_at(at, "output_dim of a live handle", c_embed_runtime_output_dim(h), DIM);
     good_embed_at(at, h);
@@ -485,7 +363,7 @@ static void odd_values(int64_t value, int in_mask)
         int32_t rc = in_mask ? c_embed_runtime_embed(h, ids, values, NULL, out)
                              : c_embed_runtime_embed(h, ids, NULL, values, out);
         const char *error = c_embed_runtime_last_error(h);
-        fprintf(stderr, "  [%s] pattern %d: embed returned %d, last_error \"%s\"\n", g_case,
+        fprintf(stderr, "  [%s] pattern %d: embed returned %d, last_error \"%s\"\n", g_context,
                 pattern, rc, shown(error));
         CHECK(rc == 0 || rc == 1);
         if (rc == 1) {
@@ -779,7 +657,7 @@ static void case_path_truncated(int64_t halve)
     char path[256];
     write_temp_file(path, sizeof path, "truncated", model, n);
     const char *error = CREATE_FAILS(path, "CPU", SEQ, DIM, 1);
-    fprintf(stderr, "  [%s] %zu of %zu bytes: \"%s\"\n", g_case, n, size, shown(error));
+    fprintf(stderr, "  [%s] %zu of %zu bytes: \"%s\"\n", g_context, n, size, shown(error));
     CHECK_PREFIX(error, "ort_create_error:");
     unlink(path);
     free(model);
@@ -939,7 +817,7 @@ static int run_case(const misuse_case *c)
     }
     if (pid == 0) {
         alarm(CASE_TIMEOUT);
-        g_case = c->name;
+        set_context("%s", c->name);
         c->run(c->arg);
         if (g_failed > 0) {
             fprintf(stderr, "  [%s] %d checks passed, %d failed\n", c->name, g_passed, g_failed);

@@ -27,6 +27,10 @@
 
 #include "c_embed_runtime.h"
 
+/* stress counts its checks from several threads: its own framework, below. */
+#define TEST_SUPPORT_NO_CHECK_FRAMEWORK
+#include "test_support.h"
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -66,33 +70,13 @@ static int check_at(const char *file, int line, int ok, const char *fmt, ...)
 
 /* ---- data ------------------------------------------------------------------------- */
 
-enum { SEQ = 16, DIM = 24, VOCAB = 100, BATCH_ROWS = 2, WORKERS = 4 };
+enum { SEQ = 16, DIM = 24, BATCH_ROWS = 2, WORKERS = 4 };
 /* Successful calls (all workers together) before the main thread destroys. */
 enum { CALLS_BEFORE_DESTROY = 40 };
 /* Calls each worker makes after it saw the destroy. */
 enum { CALLS_AFTER_DESTROY = 30 };
 /* Seconds the main thread waits for the calls before the destroy. */
 enum { WAIT_LIMIT_S = 120 };
-
-static void *xmalloc(size_t size)
-{
-    void *p = malloc(size);
-    if (p == NULL) {
-        fputs("out of memory\n", stderr);
-        exit(2);
-    }
-    return p;
-}
-
-/* n in-vocabulary ids (1..VOCAB-1), varied by seed. */
-static int64_t *make_ids(size_t n, unsigned seed)
-{
-    int64_t *ids = xmalloc(n * sizeof *ids);
-    for (size_t i = 0; i < n; i++) {
-        ids[i] = i == 0 ? 1 : (int64_t)(1 + (seed * 37u + i * 11u) % (VOCAB - 1));
-    }
-    return ids;
-}
 
 static const char *g_model_dir;
 

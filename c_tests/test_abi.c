@@ -14,6 +14,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "c_embed_runtime.h"
+#include "test_support.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -27,86 +28,6 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
-/* ---- the check framework ------------------------------------------------------ */
-
-static int g_passed;
-static int g_failed;
-/* Names the table row or model a failure belongs to ("" outside tables). */
-static char g_context[256];
-
-/* Where a check was written, so failures inside helpers point at their caller. */
-typedef struct {
-    const char *file;
-    int line;
-} where_t;
-
-#define HERE ((where_t){__FILE__, __LINE__})
-
-static void set_context(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void set_context(const char *fmt, ...)
-{
-    va_list args;
-    va_start(args, fmt);
-    vsnprintf(g_context, sizeof g_context, fmt, args);
-    va_end(args);
-}
-
-/* Counts one check; on failure prints "file:line: [context] message". */
-static int record(where_t at, int ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int record(where_t at, int ok, const char *fmt, ...)
-{
-    if (ok) {
-        g_passed++;
-        return 1;
-    }
-    g_failed++;
-    fprintf(stderr, "%s:%d: FAIL", at.file, at.line);
-    if (g_context[0] != '\0') {
-        fprintf(stderr, " [%s]", g_context);
-    }
-    fputs(": ", stderr);
-    va_list args;
-    va_start(args, fmt);
-    vfprintf(stderr, fmt, args);
-    va_end(args);
-    fputc('\n', stderr);
-    return 0;
-}
-
-typedef enum { STR_EXACT, STR_PREFIX, STR_CONTAINS } str_match_t;
-
-static int check_str_at(where_t at, str_match_t match, const char *what, const char *actual,
-                        const char *expected)
-{
-    const char *verb = "to be";
-    int ok = actual != NULL;
-    switch (match) {
-    case STR_EXACT: ok = ok && strcmp(actual, expected) == 0; break;
-    case STR_PREFIX:
-        verb = "to start with";
-        ok = ok && strncmp(actual, expected, strlen(expected)) == 0;
-        break;
-    case STR_CONTAINS:
-        verb = "to contain";
-        ok = ok && strstr(actual, expected) != NULL;
-        break;
-    }
-    return record(at, ok, "%s is \"%s\", expected %s \"%s\"", what,
-                  actual != NULL ? actual : "(NULL)", verb, expected);
-}
-
-static int check_int_at(where_t at, const char *what, long long actual, long long expected)
-{
-    return record(at, actual == expected, "%s is %lld, expected %lld", what, actual, expected);
-}
-
-#define CHECK(cond) record(HERE, (cond) != 0, "%s", #cond)
-#define CHECK_INT(actual, expected) \
-    check_int_at(HERE, #actual, (long long)(actual), (long long)(expected))
-#define CHECK_STR(actual, expected) check_str_at(HERE, STR_EXACT, #actual, (actual), (expected))
-#define CHECK_PREFIX(actual, prefix) check_str_at(HERE, STR_PREFIX, #actual, (actual), (prefix))
-#define CHECK_CONTAINS(actual, needle) check_str_at(HERE, STR_CONTAINS, #actual, (actual), (needle))
-
 /* ---- test data ---------------------------------------------------------------- */
 
 #define GATE_ENV "CDB_EMBED_GPU_ALLOW_OPENVINO_FALLBACK"
@@ -118,7 +39,7 @@ static int check_int_at(where_t at, const char *what, long long actual, long lon
 #define GPU_GATE_ON \
     "std_create_error:CUDAExecutionProvider unavailable | OpenVINOExecutionProvider unavailable"
 
-enum { SEQ = 16, VALID = 10, VOCAB = 100, THREAD_CALLS = 200 };
+enum { SEQ = 16, VALID = 10, VOCAB = TEST_VOCAB, THREAD_CALLS = 200 };
 
 /* The library's version: Cargo.toml's package version (bump both together). */
 #define EXPECTED_VERSION "0.2.0"
@@ -129,82 +50,11 @@ enum { BATCH_RUN = 32 };
 /* How close a batch row must be to the single embed of that row. */
 static const double BATCH_TOLERANCE = 1e-6;
 
-/* Fills out_vec before each call: embed writes it only on success. */
-static const float SENTINEL = -777.0f;
-
 static const char *g_model_dir;
 
 static void model_path(char *buf, size_t size, const char *name)
 {
     snprintf(buf, size, "%s/%s", g_model_dir, name);
-}
-
-static void *xmalloc(size_t size)
-{
-    void *p = malloc(size);
-    if (p == NULL) {
-        fputs("out of memory\n", stderr);
-        exit(2);
-    }
-    return p;
-}
-
-/*
- * Arrays are allocated with exactly the length the library may touch, so that an
- * ASan build catches any read or write past seq_len (out_vec: past out_dim).
- */
-
-/* n in-vocabulary ids (1..VOCAB-1), varied by seed; token 0 is always 1 ("[CLS]"). */
-static int64_t *make_ids(size_t n, unsigned seed)
-{
-    int64_t *ids = xmalloc(n * sizeof *ids);
-    for (size_t i = 0; i < n; i++) {
-        ids[i] = i == 0 ? 1 : (int64_t)(1 + (seed * 37u + i * 11u) % (VOCAB - 1));
-    }
-    return ids;
-}
-
-/* n values, the first `ones` of them 1 and the rest 0. */
-static int64_t *make_mask(size_t n, size_t ones)
-{
-    int64_t *mask = xmalloc(n * sizeof *mask);
-    for (size_t i = 0; i < n; i++) {
-        mask[i] = i < ones ? 1 : 0;
-    }
-    return mask;
-}
-
-static int64_t *make_filled(size_t n, int64_t value)
-{
-    int64_t *values = xmalloc(n * sizeof *values);
-    for (size_t i = 0; i < n; i++) {
-        values[i] = value;
-    }
-    return values;
-}
-
-static float *new_vec(size_t n)
-{
-    float *v = xmalloc(n * sizeof *v);
-    for (size_t i = 0; i < n; i++) {
-        v[i] = SENTINEL;
-    }
-    return v;
-}
-
-static int is_untouched(const float *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (memcmp(&v[i], &SENTINEL, sizeof SENTINEL) != 0) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-static int same_bits(const float *a, const float *b, size_t n)
-{
-    return memcmp(a, b, n * sizeof *a) == 0;
 }
 
 static double abs_d(double x)

@@ -16,20 +16,19 @@ collector off, this measures:
 The same measurement of the legacy caller's pattern (ctypes arrays built from
 Python lists on every call, the output turned into a list of floats) must be far
 larger, so the measurement can fail: it keeps 1 tracked list and ``out_dim + 1``
-blocks per call.
+blocks per call. The legacy pattern and the measurement are those of
+bench/python_objects.py (c_embed_runtime._churn).
 """
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import sys
-import tracemalloc
 
 import numpy as np
 import pytest
 
-from c_embed_runtime import EmbedRuntime
+from c_embed_runtime import EmbedRuntime, _churn
 
 CALLS = 1_000
 SEQ_LEN = 16
@@ -40,46 +39,14 @@ TRACKED_BOUND = 5
 
 def measure(call, calls: int = CALLS) -> dict:
     """Objects and memory left per call by ``calls`` calls whose results are kept."""
-    for _ in range(20):  # warm-up: lazy caches of ctypes, numpy and the library
-        call()
-    kept = [None] * calls  # preallocated: storing a result allocates nothing
-
-    gc.collect()
-    gc.disable()
-    try:
-        objects_before = len(gc.get_objects())
-        count_before = gc.get_count()[0]
-        for i in range(calls):
-            kept[i] = call()
-        count_after = gc.get_count()[0]
-        objects_after = len(gc.get_objects())
-    finally:
-        gc.enable()
-    sample = kept[0]
-    kept = [None] * calls
-
-    ignore_tracemalloc = [tracemalloc.Filter(False, tracemalloc.__file__)]
-    gc.collect()
-    gc.disable()
-    tracemalloc.start()
-    try:
-        tracemalloc.take_snapshot().filter_traces(ignore_tracemalloc)  # warms the filter's caches
-        snapshot_before = tracemalloc.take_snapshot().filter_traces(ignore_tracemalloc)
-        bytes_before = tracemalloc.get_traced_memory()[0]
-        for i in range(calls):
-            kept[i] = call()
-        bytes_after = tracemalloc.get_traced_memory()[0]
-        snapshot_after = tracemalloc.take_snapshot().filter_traces(ignore_tracemalloc)
-    finally:
-        tracemalloc.stop()
-        gc.enable()
-    blocks = sum(stat.count_diff for stat in snapshot_after.compare_to(snapshot_before, "filename"))
+    # 20 warm-up calls: lazy caches of ctypes, numpy and the library.
+    found = _churn.measure(lambda _: call(), calls, warmup=20)
     return {
-        "tracked_objects": objects_after - objects_before,
-        "gc_count": count_after - count_before,
-        "bytes_per_call": (bytes_after - bytes_before) / calls,
-        "blocks_per_call": blocks / calls,
-        "sample": sample,
+        "tracked_objects": found["tracked_objects"],
+        "gc_count": found["gc_count"],
+        "bytes_per_call": found["traced_bytes"] / calls,
+        "blocks_per_call": found["traced_blocks"] / calls,
+        "sample": found["sample"],
     }
 
 
@@ -94,17 +61,6 @@ def inputs():
     mask = np.r_[np.ones(10), np.zeros(SEQ_LEN - 10)].astype(np.int64)
     types = np.zeros(SEQ_LEN, dtype=np.int64)
     return ids, mask, types
-
-
-def legacy_embed(lib, handle, ids: list, mask: list, types: list) -> list:
-    """The legacy caller's pattern: ctypes arrays built per call, a list out."""
-    ids_array = (ctypes.c_int64 * SEQ_LEN)(*ids)
-    mask_array = (ctypes.c_int64 * SEQ_LEN)(*mask)
-    types_array = (ctypes.c_int64 * SEQ_LEN)(*types)
-    out = (ctypes.c_float * OUT_DIM)()
-    if not lib.c_embed_runtime_embed(handle, ids_array, mask_array, types_array, out):
-        raise RuntimeError(lib.c_embed_runtime_last_error(handle).decode())
-    return list(out)
 
 
 def assert_no_churn(found: dict):
@@ -138,7 +94,7 @@ def test_the_legacy_pattern_leaves_far_more(runtime, lib):
     ids, mask, types = inputs()
     ours = measure(lambda: runtime.embed_ids(ids, mask, types))
     id_list, mask_list, type_list = ids.tolist(), mask.tolist(), types.tolist()
-    legacy = measure(lambda: legacy_embed(lib, runtime.handle, id_list, mask_list, type_list))
+    legacy = measure(lambda: _churn.legacy_embed(lib, runtime.handle, SEQ_LEN, OUT_DIM, id_list, mask_list, type_list))
     # Same numbers, so the comparison is of like with like.
     np.testing.assert_allclose(legacy["sample"], ours["sample"], rtol=0, atol=0)
     # A tracked list per call (ours: none at all), and an object per value.

@@ -1,0 +1,204 @@
+/*
+ * test_support.h: helpers shared by the C test programs (test_abi.c, misuse.c,
+ * stress.c). Everything is static (one copy per program) and marked unused, so a
+ * program that needs only part of it still builds with -Wall -Wextra -Werror.
+ *
+ * Before including it a program may define:
+ *   TEST_VOCAB                  the vocabulary size make_ids draws from (default 100)
+ *   TEST_SUPPORT_NO_CHECK_FRAMEWORK
+ *                               leave out the single-threaded check framework
+ *                               (stress.c counts its checks with atomics)
+ *
+ * The check framework counts checks in g_passed / g_failed; a failure prints
+ * "file:line: FAIL [context]: message", the context (set_context) left out when empty.
+ *
+ * Arrays are allocated with exactly the length asked for, so that an ASan build
+ * catches any read or write past it.
+ */
+#ifndef C_EMBED_RUNTIME_TEST_SUPPORT_H
+#define C_EMBED_RUNTIME_TEST_SUPPORT_H
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef TEST_VOCAB
+#define TEST_VOCAB 100
+#endif
+
+#define TEST_UNUSED __attribute__((unused))
+
+/* ---- the check framework ------------------------------------------------------ */
+
+#ifndef TEST_SUPPORT_NO_CHECK_FRAMEWORK
+
+static int g_passed;
+static int g_failed;
+/* Names the case, table row or model a failure belongs to ("" for none). */
+static char g_context[256];
+
+/* Where a check was written, so failures inside helpers point at their caller. */
+typedef struct {
+    const char *file;
+    int line;
+} where_t;
+
+#define HERE ((where_t){__FILE__, __LINE__})
+
+static void set_context(const char *fmt, ...) TEST_UNUSED __attribute__((format(printf, 1, 2)));
+static void set_context(const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(g_context, sizeof g_context, fmt, args);
+    va_end(args);
+}
+
+/* Counts one check; on failure prints "file:line: FAIL [context]: message". */
+static int record(where_t at, int ok, const char *fmt, ...) TEST_UNUSED
+    __attribute__((format(printf, 3, 4)));
+static int record(where_t at, int ok, const char *fmt, ...)
+{
+    if (ok) {
+        g_passed++;
+        return 1;
+    }
+    g_failed++;
+    fprintf(stderr, "%s:%d: FAIL", at.file, at.line);
+    if (g_context[0] != '\0') {
+        fprintf(stderr, " [%s]", g_context);
+    }
+    fputs(": ", stderr);
+    va_list args;
+    va_start(args, fmt);
+    vfprintf(stderr, fmt, args);
+    va_end(args);
+    fputc('\n', stderr);
+    return 0;
+}
+
+/* Long messages (a 1 MiB path inside an error) are shown by their first bytes. */
+static TEST_UNUSED const char *shown(const char *s)
+{
+    static char buf[201];
+    if (s == NULL) {
+        return "(NULL)";
+    }
+    if (strlen(s) < sizeof buf) {
+        return s;
+    }
+    memcpy(buf, s, sizeof buf - 4);
+    memcpy(buf + sizeof buf - 4, "...", 4);
+    return buf;
+}
+
+typedef enum { STR_EXACT, STR_PREFIX, STR_CONTAINS } str_match_t;
+
+static TEST_UNUSED int check_str_at(where_t at, str_match_t match, const char *what,
+                                    const char *actual, const char *expected)
+{
+    const char *verb = "to be";
+    int ok = actual != NULL;
+    switch (match) {
+    case STR_EXACT: ok = ok && strcmp(actual, expected) == 0; break;
+    case STR_PREFIX:
+        verb = "to start with";
+        ok = ok && strncmp(actual, expected, strlen(expected)) == 0;
+        break;
+    case STR_CONTAINS:
+        verb = "to contain";
+        ok = ok && strstr(actual, expected) != NULL;
+        break;
+    }
+    return record(at, ok, "%s is \"%s\", expected %s \"%s\"", what, shown(actual), verb,
+                  expected);
+}
+
+static TEST_UNUSED int check_int_at(where_t at, const char *what, long long actual,
+                                    long long expected)
+{
+    return record(at, actual == expected, "%s is %lld, expected %lld", what, actual, expected);
+}
+
+#define CHECK(cond) record(HERE, (cond) != 0, "%s", #cond)
+#define CHECK_INT(actual, expected) \
+    check_int_at(HERE, #actual, (long long)(actual), (long long)(expected))
+#define CHECK_STR(actual, expected) check_str_at(HERE, STR_EXACT, #actual, (actual), (expected))
+#define CHECK_PREFIX(actual, prefix) check_str_at(HERE, STR_PREFIX, #actual, (actual), (prefix))
+#define CHECK_CONTAINS(actual, needle) check_str_at(HERE, STR_CONTAINS, #actual, (actual), (needle))
+
+#endif /* TEST_SUPPORT_NO_CHECK_FRAMEWORK */
+
+/* ---- test data ---------------------------------------------------------------- */
+
+/* Fills out_vec before each call: the library writes it only on success. */
+static TEST_UNUSED const float SENTINEL = -777.0f;
+
+static TEST_UNUSED void *xmalloc(size_t size)
+{
+    void *p = malloc(size);
+    if (p == NULL) {
+        fputs("out of memory\n", stderr);
+        exit(2);
+    }
+    return p;
+}
+
+/* n in-vocabulary ids (1..TEST_VOCAB-1), varied by seed; token 0 is always 1 ("[CLS]"). */
+static TEST_UNUSED int64_t *make_ids(size_t n, unsigned seed)
+{
+    int64_t *ids = xmalloc(n * sizeof *ids);
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = i == 0 ? 1 : (int64_t)(1 + (seed * 37u + i * 11u) % (TEST_VOCAB - 1));
+    }
+    return ids;
+}
+
+/* n values, the first `ones` of them 1 and the rest 0. */
+static TEST_UNUSED int64_t *make_mask(size_t n, size_t ones)
+{
+    int64_t *mask = xmalloc(n * sizeof *mask);
+    for (size_t i = 0; i < n; i++) {
+        mask[i] = i < ones ? 1 : 0;
+    }
+    return mask;
+}
+
+static TEST_UNUSED int64_t *make_filled(size_t n, int64_t value)
+{
+    int64_t *values = xmalloc(n * sizeof *values);
+    for (size_t i = 0; i < n; i++) {
+        values[i] = value;
+    }
+    return values;
+}
+
+/* n floats, all SENTINEL. */
+static TEST_UNUSED float *new_vec(size_t n)
+{
+    float *v = xmalloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        v[i] = SENTINEL;
+    }
+    return v;
+}
+
+/* All n floats still hold SENTINEL, bit for bit. */
+static TEST_UNUSED int is_untouched(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (memcmp(&v[i], &SENTINEL, sizeof SENTINEL) != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static TEST_UNUSED int same_bits(const float *a, const float *b, size_t n)
+{
+    return memcmp(a, b, n * sizeof *a) == 0;
+}
+
+#endif /* C_EMBED_RUNTIME_TEST_SUPPORT_H */
