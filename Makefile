@@ -166,8 +166,11 @@ test-reliability: setup build $(RELIABILITY_TESTS)
 # c_tests/valgrind.supp silences only two known reports outside this library
 # (ONNX Runtime's self-overlapping memcpy at environment set-up, ld.so's strncmp
 # over-read of "$ORIGIN"). About 2.5-3.5 minutes on 2 cores (test_abi ~1.5,
-# stress ~1); a quicker run: make check-valgrind VALGRIND_STRESS_ARGS="-r 2 -c 10 -g 0"
-VALGRIND := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+# stress ~1); a quicker run: make check-valgrind VALGRIND_STRESS_ARGS="-r 2 -c 10 -g 0".
+# --fair-sched=yes: valgrind runs one thread at a time, and its default hand-over
+# can let one busy thread keep the CPU while the others starve (seen: stress
+# stuck for 10 minutes).
+VALGRIND := valgrind --fair-sched=yes --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
 	--show-leak-kinds=definite --suppressions=c_tests/valgrind.supp
 VALGRIND_STRESS_ARGS ?= -g 0
 
