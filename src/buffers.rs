@@ -239,7 +239,7 @@ impl EmbedBuffers {
                 token_types: None,
             };
             // Errors here are the model's, reported by each embed as the contract wants.
-            let _ = buffers.prepare(&TokenRows::single(&row), warm_up_len);
+            let _ = buffers.prepare(&TokenRows::single(&row), &[warm_up_len], warm_up_len);
         }
         Ok(buffers)
     }
@@ -285,8 +285,14 @@ impl EmbedBuffers {
             .zip(out.chunks_mut(rows_per_run * out_dim))
         {
             let rows = rows.slice(first, rows_per_run.min(count - first));
-            let len = self.run_length(&rows);
-            let index = self.prepare(&rows, len)?;
+            // Each row's own length, once per run (rows_per_run <= MAX_ROWS_PER_RUN).
+            let mut own_lens = [0usize; MAX_ROWS_PER_RUN];
+            for (own, row) in own_lens.iter_mut().zip(rows.iter()) {
+                *own = row_length(self.policy, self.seq_len, &row);
+            }
+            let own_lens = &own_lens[..rows.count()];
+            let len = own_lens.iter().copied().max().unwrap_or(1);
+            let index = self.prepare(&rows, own_lens, len)?;
             self.clock += 1;
             let run = &mut self.runs[index];
             run.last_used = self.clock;
@@ -309,15 +315,15 @@ impl EmbedBuffers {
         Ok(())
     }
 
-    /// The sequence length a run of `rows` needs (see the module docs).
-    fn run_length(&self, rows: &TokenRows<'_>) -> usize {
-        let own = |row: TokenInput<'_>| row_length(self.policy, self.seq_len, &row);
-        rows.iter().map(own).max().unwrap_or(1)
-    }
-
-    /// Writes `rows` cut to `len` into the input storages and returns the index
-    /// of the run shape's tensors, creating them on first use.
-    fn prepare(&mut self, rows: &TokenRows<'_>, len: usize) -> Result<usize, EmbedError> {
+    /// Writes `rows` (each needing `own_lens` positions alone) cut to `len` into
+    /// the input storages and returns the index of the run shape's tensors,
+    /// creating them on first use.
+    fn prepare(
+        &mut self,
+        rows: &TokenRows<'_>,
+        own_lens: &[usize],
+        len: usize,
+    ) -> Result<usize, EmbedError> {
         let n = rows.count();
         self.reserve_inputs(n, len)?;
         for slot in &mut self.inputs {
@@ -329,8 +335,8 @@ impl EmbedBuffers {
             match &mut slot.storage {
                 Storage::F32(data) => data[..elements].fill(0.0),
                 Storage::I64(data) => {
-                    for (row, dst) in rows.iter().zip(data.chunks_exact_mut(per_row)) {
-                        let own_len = row_length(self.policy, self.seq_len, &row);
+                    let chunks = data.chunks_exact_mut(per_row);
+                    for ((row, &own_len), dst) in rows.iter().zip(own_lens).zip(chunks) {
                         fill_row(slot.fill, &row, own_len, dst);
                     }
                 }
