@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,15 @@ def cargo_version() -> str:
         package = re.search(r"^\[package\]\s*$(.*?)(?=^\[|\Z)", text, re.M | re.S).group(1)
         return re.search(r'^version\s*=\s*"([^"]+)"', package, re.M).group(1)
     return tomllib.loads(text)["package"]["version"]
+
+
+def run_in_threads(worker, count: int) -> None:
+    """Runs worker(0) .. worker(count - 1) on their own threads at once and waits."""
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def _require(path: Path) -> Path:

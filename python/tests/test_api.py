@@ -3,13 +3,13 @@ the default tokenizer, errors, closing, and threads sharing one runtime."""
 
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import pytest
 
 from c_embed_runtime import EmbedRuntime, EmbedRuntimeError, Tokenizer
 from c_embed_runtime.demo import SENTENCES
+from conftest import run_in_threads
 
 
 @pytest.fixture(scope="module")
@@ -129,9 +129,5 @@ def test_threads_sharing_one_runtime_get_their_own_results(lib, test_model):
                 if not np.array_equal(runtime.embed_ids(inputs[index]), expected[index]):
                     failures.append(index)
 
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(inputs))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_in_threads(worker, len(inputs))
         assert failures == []

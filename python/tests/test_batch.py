@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import ctypes
 import re
-import threading
 
 import numpy as np
 import pytest
 
 from c_embed_runtime import EmbedRuntime, EmbedRuntimeError, Tokenizer, version
 from c_embed_runtime.demo import SENTENCES
-from conftest import cargo_version
+from conftest import cargo_version, run_in_threads
 
 TOLERANCE = 1e-6
 INVALID_ROWS = "std_error:invalid_rows"
@@ -195,11 +194,7 @@ def test_threads_batching_and_embedding_on_one_handle_get_their_own_results(lib,
                 if not ok or not np.array_equal(out, expected[index]):
                     failures.append(index)
 
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(jobs))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_in_threads(worker, len(jobs))
         assert failures == []
 
 

@@ -115,7 +115,6 @@ impl Handle {
         types: Option<&[i64]>,
         out: &mut [f32],
     ) -> bool {
-        let ptr = |a: Option<&[i64]>| a.map_or(std::ptr::null(), <[i64]>::as_ptr);
         // SAFETY: live handle; arrays of seq_len / out_dim elements.
         unsafe {
             c_embed_runtime_embed(
@@ -139,7 +138,6 @@ impl Handle {
         types: Option<&[i64]>,
         out: &mut [f32],
     ) -> bool {
-        let ptr = |a: Option<&[i64]>| a.map_or(std::ptr::null(), <[i64]>::as_ptr);
         // SAFETY: live handle; arrays of rows * seq_len / rows * out_dim elements.
         unsafe {
             c_embed_runtime_embed_batch(
@@ -152,6 +150,11 @@ impl Handle {
             ) == 1
         }
     }
+}
+
+/// An optional array as the C ABI takes it: NULL for `None`.
+fn ptr(array: Option<&[i64]>) -> *const i64 {
+    array.map_or(std::ptr::null(), <[i64]>::as_ptr)
 }
 
 impl Drop for Handle {
