@@ -2,14 +2,15 @@
 //!
 //! **Length-aware execution.** When every input is a `[batch, sequence]` tensor
 //! with a dynamic sequence dimension and the model takes an `attention_mask`, a
-//! run covers positions up to the last one whose mask is not 0 and no further:
-//! the positions cut have mask 0, which attention ignores, so the vectors are
-//! those of the full-length run (within float rounding). (Not "> 0": a model may
-//! treat a negative mask value differently from 0.) Their ids are not fed to the
-//! model, so an id there that the model would reject is not an error.
-//! A NULL mask or an all-zero mask keeps `seq_len`
+//! run covers positions up to the last one whose mask is not 0 and no further
+//! (not "> 0": a model may treat a negative mask value differently from 0).
+//! Their ids are not fed to the model, so an id there that the model would
+//! reject is not an error. A NULL mask or an all-zero mask keeps `seq_len`
 //! (with no valid token the contract uses token 0's vector, which attends to
 //! every position). Static-shape models always run at their own length.
+//! Which rows may share a run, and whether a row may be padded next to a longer
+//! one, is the handle's [`ShapePolicy`], found by the self-check at create
+//! ([`crate::execution`]): a row's vector depends only on its own tokens.
 //!
 //! **Exact shapes, one copy of memory.** Measured by `make bench` on
 //! all-MiniLM-L6-v2 int8 with one thread on this project's 2-core machine, a run
@@ -30,12 +31,13 @@ use std::ptr::NonNull;
 
 use ort::memory::Allocator;
 use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session, SessionInputValue};
-use ort::value::{DynValue, Outlet, PrimitiveTensorElementType, TensorElementType, ValueType};
+use ort::value::{DynValue, Outlet, TensorElementType, ValueType};
 use ort::AsPointer;
 
 use crate::error::{CreateError, EmbedError};
-use crate::model::{self, InputFill};
-use crate::pooling::{self, OutputLayout};
+use crate::execution::{self, ExecutionClass, SelfCheck, ShapePolicy};
+use crate::model::{self, InputFill, OutputType};
+use crate::pooling::{self, Bf16, OutputElement, OutputLayout, F16};
 
 /// Batch rows sent to one run. A larger batch is split into runs of this many
 /// rows, which bounds the pool's memory by `MAX_ROWS_PER_RUN * seq_len`
@@ -107,30 +109,26 @@ impl<'a> TokenRows<'a> {
     }
 }
 
-/// Which dimensions of the run follow the caller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct ShapePolicy {
-    /// The sequence dimension follows the last non-zero mask position.
-    trims: bool,
-    /// Several rows go into one run.
-    batches: bool,
-}
-
-impl ShapePolicy {
-    fn of(inputs: &[Outlet]) -> Self {
-        let dims: Vec<Option<&[i64]>> = inputs
-            .iter()
-            .map(|input| match input.dtype() {
-                ValueType::Tensor { shape, .. } if shape.len() == 2 => Some(&shape[..]),
-                _ => None,
-            })
-            .collect();
-        let all = |f: fn(&[i64]) -> bool| dims.iter().all(|d| d.is_some_and(f));
-        let has_mask = inputs.iter().any(|i| i.name() == "attention_mask");
-        Self {
-            trims: has_mask && all(|d| model::is_dynamic(d[1])),
-            batches: all(|d| model::is_dynamic(d[0])),
-        }
+/// What the model's declared shapes allow (before the self-check): the
+/// sequence dimension may follow the rows when every input is `[batch,
+/// sequence]` with a dynamic sequence and there is an `attention_mask`; rows may
+/// batch when every batch dimension is dynamic.
+fn declared_policy(inputs: &[Outlet]) -> ShapePolicy {
+    let dims: Vec<Option<&[i64]>> = inputs
+        .iter()
+        .map(|input| match input.dtype() {
+            ValueType::Tensor { shape, .. } if shape.len() == 2 => Some(&shape[..]),
+            _ => None,
+        })
+        .collect();
+    let all = |f: fn(&[i64]) -> bool| dims.iter().all(|d| d.is_some_and(f));
+    let has_mask = inputs.iter().any(|i| i.name() == "attention_mask");
+    ShapePolicy {
+        trims: has_mask && all(|d| model::is_dynamic(d[1])),
+        batches: all(|d| model::is_dynamic(d[0])),
+        class: ExecutionClass::Free,
+        time_major: false,
+        data_dependent_output: false,
     }
 }
 
@@ -156,17 +154,122 @@ impl Storage {
     }
 }
 
+/// The read output's storage, in its element type.
+enum OutputStorage {
+    F32(Vec<f32>),
+    F16(Vec<F16>),
+    Bf16(Vec<Bf16>),
+}
+
+impl OutputStorage {
+    fn new(ty: OutputType) -> Self {
+        match ty {
+            OutputType::F32 => Self::F32(Vec::new()),
+            OutputType::F16 => Self::F16(Vec::new()),
+            OutputType::Bf16 => Self::Bf16(Vec::new()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::F32(v) => v.len(),
+            Self::F16(v) => v.len(),
+            Self::Bf16(v) => v.len(),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Self::F32(v) => v.len() * 4,
+            Self::F16(v) => v.len() * 2,
+            Self::Bf16(v) => v.len() * 2,
+        }
+    }
+
+    fn grow(&mut self, elements: usize) -> Result<(), EmbedError> {
+        match self {
+            Self::F32(v) => grow(v, elements),
+            Self::F16(v) => grow(v, elements),
+            Self::Bf16(v) => grow(v, elements),
+        }
+    }
+
+    /// A tensor of `shape` over this storage.
+    ///
+    /// # Safety
+    /// As [`tensor_over`].
+    unsafe fn tensor(&mut self, shape: &[i64]) -> Result<DynValue, ort::Error> {
+        // SAFETY: forwarded under this function's contract.
+        unsafe {
+            match self {
+                Self::F32(v) => tensor_over(v, shape, TensorElementType::Float32),
+                Self::F16(v) => tensor_over(v, shape, TensorElementType::Float16),
+                Self::Bf16(v) => tensor_over(v, shape, TensorElementType::Bfloat16),
+            }
+        }
+    }
+
+    fn data(&self) -> OutputData<'_> {
+        match self {
+            Self::F32(v) => OutputData::F32(v),
+            Self::F16(v) => OutputData::F16(v),
+            Self::Bf16(v) => OutputData::Bf16(v),
+        }
+    }
+}
+
+/// Output values to pool, in their element type.
+enum OutputData<'a> {
+    F32(&'a [f32]),
+    F16(&'a [F16]),
+    Bf16(&'a [Bf16]),
+}
+
+impl OutputData<'_> {
+    /// Pools every row of `rows` from this output into `out` (`out_dim` values each).
+    fn pool_rows(
+        &self,
+        layout: OutputLayout,
+        rows: &TokenRows<'_>,
+        out: &mut [f32],
+        out_dim: usize,
+        pooled: &mut [f32],
+    ) -> Result<(), EmbedError> {
+        match *self {
+            Self::F32(data) => pool_rows(data, layout, rows, out, out_dim, pooled),
+            Self::F16(data) => pool_rows(data, layout, rows, out, out_dim, pooled),
+            Self::Bf16(data) => pool_rows(data, layout, rows, out, out_dim, pooled),
+        }
+    }
+}
+
+fn pool_rows<T: OutputElement>(
+    data: &[T],
+    layout: OutputLayout,
+    rows: &TokenRows<'_>,
+    out: &mut [f32],
+    out_dim: usize,
+    pooled: &mut [f32],
+) -> Result<(), EmbedError> {
+    for (index, (row, out)) in rows.iter().zip(out.chunks_exact_mut(out_dim)).enumerate() {
+        pooling::pool(data, layout, index, row.mask, pooled);
+        pooling::fold_and_normalize(pooled, out)?;
+    }
+    Ok(())
+}
+
 /// The ONNX Runtime tensors of one run shape: views of the storages.
 struct ShapedRun {
     rows: usize,
     len: usize,
     last_used: u64,
     inputs: Vec<SessionInputValue<'static>>,
-    /// Selects the read output and holds its preallocated view.
+    /// Selects the read output and holds its preallocated view (none when the
+    /// model's output shape depends on the values).
     run_options: RunOptions<HasSelectedOutputs>,
+    /// The output's shape when this run shape was first run.
+    shape: Vec<i64>,
     layout: OutputLayout,
-    /// Output values per row.
-    row_stride: usize,
 }
 
 /// The pooled buffers of one session: everything a run reads or writes.
@@ -177,71 +280,110 @@ pub struct EmbedBuffers {
     seq_len: usize,
     policy: ShapePolicy,
     inputs: Vec<InputSlot>,
-    /// Why this model's inputs cannot be fed (reported by every embed).
-    input_error: Option<EmbedError>,
     output_name: String,
     /// Storage of the output tensor.
-    output: Vec<f32>,
+    output: OutputStorage,
     /// Pooling scratch: `hidden` values.
     pooled: Vec<f32>,
     /// Counts runs, to find the least recently used shape.
     clock: u64,
 }
 
+/// What a handle's first session found out, for its other sessions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecutionPlan {
+    pub policy: ShapePolicy,
+    /// 0 when no run succeeded.
+    pub hidden: usize,
+}
+
 impl EmbedBuffers {
-    /// Prepares the buffers of `session` and runs it once on a short all-padding
-    /// row to learn the output's hidden size. A model whose inputs cannot be fed
-    /// or whose output is unusable still opens: each embed reports why.
-    pub fn new(session: Session, seq_len: usize) -> Result<Self, CreateError> {
+    /// Prepares the buffers of `session`, the handle's first, and runs the
+    /// self-check ([`execution::self_check`]): it finds the output's hidden size
+    /// and layout and the model's execution class (or the padded class when
+    /// [`execution::PADDED_ENV`] asks for it). Inputs the contract cannot fill
+    /// fail here; a model whose output is unusable still opens: each embed
+    /// reports why.
+    pub fn new(session: Session, seq_len: usize) -> Result<(Self, SelfCheck), CreateError> {
+        let policy = declared_policy(session.inputs());
+        let mut buffers = Self::with_policy(session, seq_len, policy)?;
+        let forced = execution::padded_requested().then_some(ExecutionClass::Padded);
+        let check = execution::self_check(&mut buffers, forced);
+        Ok((buffers, check))
+    }
+
+    /// Prepares the buffers of another session of a handle whose first session
+    /// found `plan`. Nothing is run.
+    pub fn with_plan(
+        session: Session,
+        seq_len: usize,
+        plan: &ExecutionPlan,
+    ) -> Result<Self, CreateError> {
+        let mut buffers = Self::with_policy(session, seq_len, plan.policy)?;
+        buffers.pooled.resize(plan.hidden, 0.0);
+        Ok(buffers)
+    }
+
+    fn with_policy(
+        session: Session,
+        seq_len: usize,
+        policy: ShapePolicy,
+    ) -> Result<Self, CreateError> {
         model::check_model(session.inputs(), session.outputs())?;
-        let output_index = model::select_output(session.outputs())?;
+        let (output_index, output_type) = model::select_output(session.outputs())?;
         let output_name = session.outputs()[output_index].name().to_owned();
-        let policy = ShapePolicy::of(session.inputs());
-        let (inputs, input_error) = match model::plan_inputs(session.inputs(), seq_len) {
-            Ok(specs) => {
-                let slots = specs
-                    .into_iter()
-                    .map(|spec| InputSlot {
-                        storage: match spec.fill {
-                            InputFill::ZerosF32 => Storage::F32(Vec::new()),
-                            _ => Storage::I64(Vec::new()),
-                        },
-                        fill: spec.fill,
-                        shape: spec.shape,
-                    })
-                    .collect();
-                (slots, None)
-            }
-            Err(e) => (Vec::new(), Some(e)),
-        };
-        let mut buffers = Self {
+        let inputs = model::plan_inputs(session.inputs(), seq_len)?
+            .into_iter()
+            .map(|spec| InputSlot {
+                storage: match spec.fill {
+                    InputFill::ZerosF32 => Storage::F32(Vec::new()),
+                    _ => Storage::I64(Vec::new()),
+                },
+                fill: spec.fill,
+                shape: spec.shape,
+            })
+            .collect();
+        Ok(Self {
             runs: Vec::new(),
             session,
             seq_len,
             policy,
             inputs,
-            input_error,
             output_name,
-            output: Vec::new(),
+            output: OutputStorage::new(output_type),
             pooled: Vec::new(),
             clock: 0,
-        };
-        if buffers.input_error.is_none() {
-            let warm_up_len = if policy.trims {
-                seq_len.min(8)
-            } else {
-                seq_len
-            };
-            let padding = vec![0i64; seq_len];
-            let row = TokenInput {
-                ids: &padding,
-                mask: Some(&padding),
-                token_types: None,
-            };
-            // Errors here are the model's, reported by each embed as the contract wants.
-            let _ = buffers.prepare(&TokenRows::single(&row), &[warm_up_len], warm_up_len);
+        })
+    }
+
+    /// What other sessions of this handle need to run like this one.
+    pub fn plan(&self) -> ExecutionPlan {
+        ExecutionPlan {
+            policy: self.policy,
+            hidden: self.pooled.len(),
         }
-        Ok(buffers)
+    }
+
+    pub fn policy(&self) -> ShapePolicy {
+        self.policy
+    }
+
+    /// Sets the policy (the self-check); drops the kept run shapes, whose
+    /// layout and output views follow it.
+    pub fn set_policy(&mut self, policy: ShapePolicy) {
+        if policy != self.policy {
+            self.runs.clear();
+        }
+        self.policy = policy;
+    }
+
+    /// Drops the kept run shapes.
+    pub fn reset_runs(&mut self) {
+        self.runs.clear();
+    }
+
+    pub fn seq_len(&self) -> usize {
+        self.seq_len
     }
 
     /// The last dimension of the output, once a run has shown it.
@@ -252,7 +394,7 @@ impl EmbedBuffers {
     /// Bytes held by the storages and the pooling scratch (not ONNX Runtime's).
     pub fn pool_bytes(&self) -> usize {
         let inputs: usize = self.inputs.iter().map(|s| s.storage.len() * 8).sum();
-        inputs + (self.output.len() + self.pooled.len()) * 4
+        inputs + self.output.bytes() + self.pooled.len() * 4
     }
 
     /// Run shapes whose tensors are kept.
@@ -260,10 +402,12 @@ impl EmbedBuffers {
         self.runs.len()
     }
 
-    /// The hot path: embeds `rows` into `out` (`out_dim` values per row), in runs
-    /// of at most [`MAX_ROWS_PER_RUN`] rows (one row at a time when the model's
-    /// batch dimension is fixed). `after_run` is the strict-mode check that
-    /// follows each run. On error, `out` may be partly written.
+    /// The hot path: embeds `rows` into `out` (`out_dim` values per row), in
+    /// runs of at most [`MAX_ROWS_PER_RUN`] consecutive rows that the policy lets
+    /// share a run (one row at a time for models whose vectors would depend on
+    /// their neighbours or on padding, and when the model's batch dimension is
+    /// fixed). `after_run` is the strict-mode check that follows each run. On
+    /// error, `out` may be partly written.
     pub fn embed_rows(
         &mut self,
         rows: &TokenRows<'_>,
@@ -271,48 +415,120 @@ impl EmbedBuffers {
         out_dim: usize,
         after_run: &impl Fn() -> Result<(), EmbedError>,
     ) -> Result<(), EmbedError> {
-        if let Some(error) = &self.input_error {
-            return Err(error.clone());
+        let count = rows.count();
+        let mut first = 0;
+        while first < count {
+            // Each row's own length, once per run (at most MAX_ROWS_PER_RUN rows).
+            let mut own_lens = [0usize; MAX_ROWS_PER_RUN];
+            let n = self.next_group(rows, first, &mut own_lens);
+            let group = rows.slice(first, n);
+            let own_lens = &own_lens[..n];
+            let len = own_lens.iter().copied().max().unwrap_or(1);
+            let index = self.prepare(&group, own_lens, len)?;
+            let out = &mut out[first * out_dim..(first + n) * out_dim];
+            self.run_prepared(index, &group, out, out_dim, after_run)?;
+            first += n;
         }
-        let rows_per_run = if self.policy.batches {
-            MAX_ROWS_PER_RUN
+        Ok(())
+    }
+
+    /// The rows from `first` on that share the next run: their number, with
+    /// their own lengths written to `own_lens`. Rows keep the caller's order.
+    fn next_group(
+        &self,
+        rows: &TokenRows<'_>,
+        first: usize,
+        own_lens: &mut [usize; MAX_ROWS_PER_RUN],
+    ) -> usize {
+        let limit = if self.policy.may_batch() {
+            MAX_ROWS_PER_RUN.min(rows.count() - first)
         } else {
             1
         };
-        let count = rows.count();
-        for (first, out) in (0..count)
-            .step_by(rows_per_run)
-            .zip(out.chunks_mut(rows_per_run * out_dim))
-        {
-            let rows = rows.slice(first, rows_per_run.min(count - first));
-            // Each row's own length, once per run (rows_per_run <= MAX_ROWS_PER_RUN).
-            let mut own_lens = [0usize; MAX_ROWS_PER_RUN];
-            for (own, row) in own_lens.iter_mut().zip(rows.iter()) {
-                *own = row_length(self.policy, self.seq_len, &row);
+        own_lens[0] = self.policy.row_length(self.seq_len, &rows.row(first));
+        let mut n = 1;
+        while n < limit {
+            let own = self.policy.row_length(self.seq_len, &rows.row(first + n));
+            if !self.policy.may_share(own_lens[0], own) {
+                break;
             }
-            let own_lens = &own_lens[..rows.count()];
-            let len = own_lens.iter().copied().max().unwrap_or(1);
-            let index = self.prepare(&rows, own_lens, len)?;
-            self.clock += 1;
-            let run = &mut self.runs[index];
-            run.last_used = self.clock;
-            let outputs = self
-                .session
-                .run_with_options(&run.inputs[..], &run.run_options)
-                .map_err(EmbedError::onnx_runtime)?;
-            drop(outputs);
-            after_run()?;
-            let (layout, stride) = (run.layout, run.row_stride);
-            for ((row, out), data) in rows
-                .iter()
-                .zip(out.chunks_exact_mut(out_dim))
-                .zip(self.output.chunks(stride))
-            {
-                pooling::pool(data, layout, row.mask, &mut self.pooled);
-                pooling::fold_and_normalize(&self.pooled, out);
-            }
+            own_lens[n] = own;
+            n += 1;
         }
-        Ok(())
+        n
+    }
+
+    /// Runs the prepared run shape `index` and pools each row of `rows` into `out`.
+    fn run_prepared(
+        &mut self,
+        index: usize,
+        rows: &TokenRows<'_>,
+        out: &mut [f32],
+        out_dim: usize,
+        after_run: &impl Fn() -> Result<(), EmbedError>,
+    ) -> Result<(), EmbedError> {
+        self.clock += 1;
+        let run = &mut self.runs[index];
+        run.last_used = self.clock;
+        let outputs = self
+            .session
+            .run_with_options(&run.inputs[..], &run.run_options)
+            .map_err(EmbedError::onnx_runtime)?;
+        after_run()?;
+        if self.policy.data_dependent_output {
+            // ONNX Runtime allocated the output; its shape is this run's own.
+            let (shape, data) = output_data(&outputs[0])?;
+            let layout = OutputLayout::from_shape(
+                shape,
+                self.seq_len,
+                rows.count(),
+                self.policy.time_major,
+            )?;
+            if self.pooled.len() != layout.hidden() {
+                return Err(EmbedError::library("invalid_hidden_dim"));
+            }
+            return data.pool_rows(layout, rows, out, out_dim, &mut self.pooled);
+        }
+        drop(outputs);
+        let layout = self.runs[index].layout;
+        self.output
+            .data()
+            .pool_rows(layout, rows, out, out_dim, &mut self.pooled)
+    }
+
+    /// The self-check's run: `rows` (each needing `own_lens` positions alone)
+    /// at `len` positions, as embed runs them. Returns each row's
+    /// L2-normalised pooled vector (`hidden` values, row after row) and the
+    /// output shape.
+    pub fn probe_run(
+        &mut self,
+        rows: &execution::OwnedRows,
+        own_lens: &[usize],
+        len: usize,
+    ) -> Result<(Vec<f32>, Vec<i64>), EmbedError> {
+        let rows = rows.rows();
+        let index = self.prepare(&rows, own_lens, len)?;
+        let hidden = self.pooled.len();
+        let mut out = vec![0.0f32; rows.count() * hidden];
+        self.run_prepared(index, &rows, &mut out, hidden, &|| Ok(()))?;
+        Ok((out, self.runs[index].shape.clone()))
+    }
+
+    /// The output shape ONNX Runtime gives for `rows` at `len` positions (it
+    /// allocates the output: nothing is preallocated for this run).
+    pub fn output_shape(
+        &mut self,
+        rows: &execution::OwnedRows,
+        own_lens: &[usize],
+        len: usize,
+    ) -> Result<Vec<i64>, EmbedError> {
+        let index = self.prepare(&rows.rows(), own_lens, len)?;
+        let options = select_output(&self.output_name, None).map_err(EmbedError::onnx_runtime)?;
+        let outputs = self
+            .session
+            .run_with_options(&self.runs[index].inputs[..], &options)
+            .map_err(EmbedError::onnx_runtime)?;
+        Ok(output_data(&outputs[0])?.0.to_vec())
     }
 
     /// Writes `rows` (each needing `own_lens` positions alone) cut to `len` into
@@ -387,8 +603,8 @@ impl EmbedBuffers {
             // dropped before the storages.
             let view = unsafe {
                 match &mut slot.storage {
-                    Storage::I64(v) => tensor_over(v, &shape),
-                    Storage::F32(v) => tensor_over(v, &shape),
+                    Storage::I64(v) => tensor_over(v, &shape, TensorElementType::Int64),
+                    Storage::F32(v) => tensor_over(v, &shape, TensorElementType::Float32),
                 }
             };
             inputs.push(SessionInputValue::Owned(
@@ -401,23 +617,23 @@ impl EmbedBuffers {
                 .session
                 .run_with_options(&inputs[..], &probe)
                 .map_err(EmbedError::onnx_runtime)?;
-            float_output(&outputs[0])?.0.to_vec()
+            output_data(&outputs[0])?.0.to_vec()
         };
-        let layout = OutputLayout::from_shape(&shape, self.seq_len)?;
-        if n > 1 && shape.first() != Some(&(n as i64)) {
-            return Err(EmbedError::library("batch_output_mismatch"));
-        }
-        let elements = run_elements(&shape)?;
-        if self.output.len() < elements {
-            // The kept output views point into the storage about to move.
-            self.runs.clear();
-            grow(&mut self.output, elements)?;
-        }
-        // SAFETY: as for the inputs above; the output storage holds `elements`.
-        let output = unsafe { tensor_over(&mut self.output, &shape) };
-        let output = output.map_err(EmbedError::onnx_runtime)?;
-        let run_options =
-            select_output(&self.output_name, Some(output)).map_err(EmbedError::onnx_runtime)?;
+        let layout = OutputLayout::from_shape(&shape, self.seq_len, n, self.policy.time_major)?;
+        let run_options = if self.policy.data_dependent_output {
+            select_output(&self.output_name, None).map_err(EmbedError::onnx_runtime)?
+        } else {
+            let elements = run_elements(&shape)?;
+            if self.output.len() < elements {
+                // The kept output views point into the storage about to move.
+                self.runs.clear();
+                self.output.grow(elements)?;
+            }
+            // SAFETY: as for the inputs above; the output storage holds `elements`.
+            let output = unsafe { self.output.tensor(&shape) };
+            let output = output.map_err(EmbedError::onnx_runtime)?;
+            select_output(&self.output_name, Some(output)).map_err(EmbedError::onnx_runtime)?
+        };
         self.pooled.resize(layout.hidden(), 0.0);
         self.runs.push(ShapedRun {
             rows: n,
@@ -425,8 +641,8 @@ impl EmbedBuffers {
             last_used: self.clock,
             inputs,
             run_options,
+            shape,
             layout,
-            row_stride: elements / n,
         });
         Ok(self.runs.len() - 1)
     }
@@ -466,17 +682,6 @@ fn run_elements(shape: &[i64]) -> Result<usize, EmbedError> {
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(usize::try_from(d).ok()?))
         .ok_or_else(|| EmbedError::library("run_too_large"))
-}
-
-/// The positions one row needs alone: up to its last non-zero mask value.
-fn row_length(policy: ShapePolicy, seq_len: usize, row: &TokenInput<'_>) -> usize {
-    if !policy.trims {
-        return seq_len;
-    }
-    match row.mask.and_then(|m| m.iter().rposition(|&v| v != 0)) {
-        Some(last) => last + 1,
-        None => seq_len,
-    }
 }
 
 /// Writes one row of an int64 input (`dst.len()` positions). Positions from
@@ -525,9 +730,11 @@ fn grow<T: Copy + Default>(storage: &mut Vec<T>, elements: usize) -> Result<(), 
 /// # Safety
 /// `storage` holds at least the shape's element count, and the returned value
 /// is dropped before `storage` is resized, moved or dropped.
-unsafe fn tensor_over<T: PrimitiveTensorElementType>(
+/// `element` is the ONNX type of `T`'s values (`T` has its size and layout).
+unsafe fn tensor_over<T: Copy>(
     storage: &mut [T],
     shape: &[i64],
+    element: TensorElementType,
 ) -> Result<DynValue, ort::Error> {
     let allocator = Allocator::default();
     let bytes = std::mem::size_of_val(storage);
@@ -543,7 +750,7 @@ unsafe fn tensor_over<T: PrimitiveTensorElementType>(
             bytes,
             shape.as_ptr(),
             shape.len(),
-            T::into_tensor_element_type().into(),
+            element.into(),
             &mut value,
         )
     };
@@ -568,17 +775,48 @@ pub fn select_output(
     Ok(RunOptions::new()?.with_outputs(selector))
 }
 
-/// The read output as a float tensor, or the contract's error for it.
-fn float_output(output: &DynValue) -> Result<(&[i64], &[f32]), EmbedError> {
-    let dtype = output.dtype();
-    if !dtype.is_tensor() {
+/// The read output's shape and values (f32, f16 or bf16), or the contract's
+/// error for it.
+fn output_data(output: &DynValue) -> Result<(&[i64], OutputData<'_>), EmbedError> {
+    let ValueType::Tensor { ty, shape, .. } = output.dtype() else {
         return Err(EmbedError::library("output_not_tensor"));
+    };
+    let data = match OutputType::of(*ty) {
+        Some(OutputType::F32) => {
+            let (_, data) = output
+                .try_extract_tensor::<f32>()
+                .map_err(EmbedError::onnx_runtime)?;
+            OutputData::F32(data)
+        }
+        // SAFETY: the tensor holds 16-bit values of that type; F16 and Bf16 are
+        // `repr(transparent)` over u16.
+        Some(OutputType::F16) => OutputData::F16(unsafe { raw_values(output, shape)? }),
+        // SAFETY: as above.
+        Some(OutputType::Bf16) => OutputData::Bf16(unsafe { raw_values(output, shape)? }),
+        None => return Err(EmbedError::library("output_not_float")),
+    };
+    Ok((shape, data))
+}
+
+/// The values of a CPU tensor of `shape` as `T`.
+///
+/// # Safety
+/// `output` is a tensor whose elements have the size and layout of `T`.
+unsafe fn raw_values<'a, T>(output: &'a DynValue, shape: &[i64]) -> Result<&'a [T], EmbedError> {
+    let count = run_elements(shape)?;
+    if count == 0 {
+        return Ok(&[]);
     }
-    if dtype.tensor_type() != Some(TensorElementType::Float32) {
+    let api = ort::api::ort();
+    let mut data = std::ptr::null_mut();
+    // SAFETY: `output` is a live tensor value; the call only writes `data`.
+    let status = unsafe { (api.GetTensorMutableData)(output.ptr().cast_mut(), &mut data) };
+    // SAFETY: `status` was just returned by the API and is consumed once.
+    unsafe { ort::Error::result_from_status(status) }.map_err(EmbedError::onnx_runtime)?;
+    if data.is_null() || data.align_offset(std::mem::align_of::<T>()) != 0 {
         return Err(EmbedError::library("output_not_float"));
     }
-    let (shape, data) = output
-        .try_extract_tensor::<f32>()
-        .map_err(EmbedError::onnx_runtime)?;
-    Ok((shape, data))
+    // SAFETY: ONNX Runtime's CPU tensor of `count` elements of `T`'s layout (this
+    // function's contract) lives as long as `output`, which the slice borrows.
+    Ok(unsafe { std::slice::from_raw_parts(data.cast::<T>(), count) })
 }

@@ -6,6 +6,7 @@
 //! - [`buffers`]: a session's pooled buffers and the embed hot path.
 //! - [`session`]: opening an ONNX Runtime session on a device.
 //! - [`device`]: requested-device strings and execution providers.
+//! - [`execution`]: the create-time self-check and how rows may share a run.
 //! - [`model`]: model checks, input filling and output selection.
 //! - [`pooling`]: mean pooling, folding and normalisation.
 //! - [`fallback`]: CPU-fallback signal detection.
@@ -19,6 +20,7 @@ pub mod alloc_counter;
 pub mod buffers;
 pub mod device;
 pub mod error;
+pub mod execution;
 pub mod fallback;
 pub mod ffi;
 pub mod loader;

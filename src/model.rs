@@ -1,12 +1,24 @@
 //! What a model asks for: the create-time checks, how each input is filled, the
 //! resolved input shapes, and which output is read.
+//!
+//! An input the contract can never fill (a token input that is not int64, an
+//! input of any other type than int64 or float, a caller-fed input whose static
+//! length is not `seq_len`, a zero-filled input too large for any sane model)
+//! fails `create`, naming the input, its type and shape and why; the legacy
+//! library opened such models and failed every embed.
+
+use std::fmt::Write;
 
 use ort::value::{Outlet, TensorElementType, ValueType};
 
-use crate::error::{CreateError, EmbedError};
+use crate::error::CreateError;
 
 /// Dimensions at or above this are treated as dynamic, like the legacy library.
 const MAX_STATIC_DIM: i64 = 1_000_000;
+
+/// Largest input the library fills with zeros for one row (bytes): 256 MiB.
+/// Above it a model's extra input is refused at create, with the bytes it would need.
+pub const MAX_ZERO_INPUT_BYTES: usize = 256 << 20;
 
 /// Where an input's values come from on each call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,13 +79,44 @@ pub fn check_model(inputs: &[Outlet], outputs: &[Outlet]) -> Result<(), CreateEr
     Ok(())
 }
 
-/// The output that is read: the first float tensor output. (The legacy library
-/// read output 0 whatever its type, and returned garbage for an int64 output.)
-pub fn select_output(outputs: &[Outlet]) -> Result<usize, CreateError> {
+/// The element types of an output that the library reads (pooled in f32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputType {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl OutputType {
+    pub fn of(ty: TensorElementType) -> Option<Self> {
+        match ty {
+            TensorElementType::Float32 => Some(Self::F32),
+            TensorElementType::Float16 => Some(Self::F16),
+            TensorElementType::Bfloat16 => Some(Self::Bf16),
+            _ => None,
+        }
+    }
+
+    pub fn element(self) -> TensorElementType {
+        match self {
+            Self::F32 => TensorElementType::Float32,
+            Self::F16 => TensorElementType::Float16,
+            Self::Bf16 => TensorElementType::Bfloat16,
+        }
+    }
+}
+
+/// The output that is read: the first floating-point tensor output (f32, f16 or
+/// bf16), and its type. (The legacy library read output 0 whatever its type, and
+/// returned garbage for an int64 output.)
+pub fn select_output(outputs: &[Outlet]) -> Result<(usize, OutputType), CreateError> {
     outputs
         .iter()
-        .position(|o| o.dtype().tensor_type() == Some(TensorElementType::Float32))
-        .ok_or_else(|| CreateError::library("model has no float tensor output"))
+        .enumerate()
+        .find_map(|(i, o)| Some((i, OutputType::of(o.dtype().tensor_type()?)?)))
+        .ok_or_else(|| {
+            CreateError::library("model has no float tensor output (float, float16 or bfloat16)")
+        })
 }
 
 /// Whether a declared dimension is left to the caller (symbolic, unknown, or
@@ -96,18 +139,25 @@ pub fn resolve_shape(declared: &[i64], seq_len: usize) -> Vec<i64> {
         .collect()
 }
 
-/// Plans every input in model order, or says why `embed` cannot feed this model
-/// (reported by each `embed`, as the legacy library did).
-pub fn plan_inputs(inputs: &[Outlet], seq_len: usize) -> Result<Vec<InputSpec>, EmbedError> {
+/// Plans every input in model order, or says why the contract can never feed
+/// this model (a create error).
+pub fn plan_inputs(inputs: &[Outlet], seq_len: usize) -> Result<Vec<InputSpec>, CreateError> {
     inputs
         .iter()
         .map(|input| plan_input(input, seq_len))
         .collect()
 }
 
-fn plan_input(input: &Outlet, seq_len: usize) -> Result<InputSpec, EmbedError> {
+fn plan_input(input: &Outlet, seq_len: usize) -> Result<InputSpec, CreateError> {
+    let refuse = |why: &str| {
+        CreateError::library(format!(
+            "{UNSUPPORTED_INPUT}: input '{}' is {}, {why}",
+            input.name(),
+            describe(input.dtype())
+        ))
+    };
     let ValueType::Tensor { ty, shape, .. } = input.dtype() else {
-        return Err(EmbedError::library("unsupported_input_type"));
+        return Err(refuse("not a tensor"));
     };
     let fill = match input.name() {
         "input_ids" => InputFill::Ids,
@@ -115,24 +165,42 @@ fn plan_input(input: &Outlet, seq_len: usize) -> Result<InputSpec, EmbedError> {
         "token_type_ids" => InputFill::TokenTypes,
         "position_ids" => InputFill::Positions,
         _ if *ty == TensorElementType::Float32 => InputFill::ZerosF32,
-        _ => InputFill::ZerosI64,
+        _ if *ty == TensorElementType::Int64 => InputFill::ZerosI64,
+        _ => {
+            return Err(refuse(
+                "the contract fills other inputs with int64 or float zeros only",
+            ))
+        }
     };
-    let wanted = match fill {
-        InputFill::ZerosF32 => TensorElementType::Float32,
-        _ => TensorElementType::Int64,
-    };
-    if *ty != wanted {
-        return Err(EmbedError::library("unsupported_input_type"));
+    if fill.from_caller() && *ty != TensorElementType::Int64 {
+        return Err(refuse("the contract feeds it int64 token values"));
     }
     let shape = resolve_shape(shape, seq_len);
-    let elements = shape
+    let bytes_per_element = if fill == InputFill::ZerosF32 { 4 } else { 8 };
+    let bytes = shape
         .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d as usize))
-        .ok_or_else(|| EmbedError::library_owned(format!("input_too_large:{}", input.name())))?;
+        .try_fold(bytes_per_element, |n: usize, &d| n.checked_mul(d as usize))
+        .filter(|&b| b <= MAX_ZERO_INPUT_BYTES || fill.from_caller())
+        .ok_or_else(|| {
+            let needed = shape
+                .iter()
+                .map(|&d| d as u128)
+                .product::<u128>()
+                .saturating_mul(bytes_per_element as u128);
+            CreateError::library(format!(
+                "input_too_large: input '{}' is {}, its zeros for one row would take {needed} bytes \
+                 (the limit is {MAX_ZERO_INPUT_BYTES})",
+                input.name(),
+                describe(input.dtype())
+            ))
+        })?;
+    let elements = bytes / bytes_per_element;
     if fill.from_caller() && elements != seq_len {
-        return Err(EmbedError::library_owned(format!(
-            "input_length_mismatch:{} has {elements} elements, seq_len is {seq_len}",
-            input.name()
+        return Err(CreateError::library(format!(
+            "input_length_mismatch: input '{}' is {}, {elements} values per row, and seq_len is \
+             {seq_len}: the contract feeds it the caller's seq_len values",
+            input.name(),
+            describe(input.dtype())
         )));
     }
     Ok(InputSpec {
@@ -141,6 +209,55 @@ fn plan_input(input: &Outlet, seq_len: usize) -> Result<InputSpec, EmbedError> {
         shape,
         elements,
     })
+}
+
+/// The reason token of an input the contract cannot fill (the contract's embed
+/// error, kept at the start of the create message so hosts matching it still do).
+pub const UNSUPPORTED_INPUT: &str = "unsupported_input_type";
+
+/// An input's type and shape as ONNX tools show them: `tensor(float) [batch, 128]`.
+pub fn describe(value: &ValueType) -> String {
+    let ValueType::Tensor {
+        ty,
+        shape,
+        dimension_symbols,
+    } = value
+    else {
+        return value.to_string();
+    };
+    let mut text = format!("tensor({}) [", onnx_type_name(*ty));
+    for (i, &d) in shape.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        let _ = match dimension_symbols.get(i).filter(|s| d < 0 && !s.is_empty()) {
+            Some(symbol) => write!(text, "{sep}{symbol}"),
+            None if d < 0 => write!(text, "{sep}?"),
+            None => write!(text, "{sep}{d}"),
+        };
+    }
+    text.push(']');
+    text
+}
+
+/// ONNX's name of an element type (`float`, `int64`, `string`, ...).
+fn onnx_type_name(ty: TensorElementType) -> String {
+    let name = match ty {
+        TensorElementType::Float32 => "float",
+        TensorElementType::Float16 => "float16",
+        TensorElementType::Bfloat16 => "bfloat16",
+        TensorElementType::Float64 => "double",
+        TensorElementType::Int8 => "int8",
+        TensorElementType::Int16 => "int16",
+        TensorElementType::Int32 => "int32",
+        TensorElementType::Int64 => "int64",
+        TensorElementType::Uint8 => "uint8",
+        TensorElementType::Uint16 => "uint16",
+        TensorElementType::Uint32 => "uint32",
+        TensorElementType::Uint64 => "uint64",
+        TensorElementType::Bool => "bool",
+        TensorElementType::String => "string",
+        other => return other.to_string(),
+    };
+    name.to_owned()
 }
 
 #[cfg(test)]
@@ -198,34 +315,62 @@ mod tests {
     }
 
     #[test]
-    fn unfeedable_inputs_are_reported_for_embed() {
+    fn inputs_the_contract_cannot_fill_are_refused_at_create() {
+        let err =
+            |inputs: &[Outlet], seq_len| plan_inputs(inputs, seq_len).unwrap_err().to_string();
         let int32 = [tensor("extra", TensorElementType::Int32, &[-1, -1])];
         assert_eq!(
-            plan_inputs(&int32, 8).unwrap_err().to_string(),
-            "std_error:unsupported_input_type"
+            err(&int32, 8),
+            "std_create_error:unsupported_input_type: input 'extra' is tensor(int32) [?, ?], \
+             the contract fills other inputs with int64 or float zeros only"
         );
-        let ids_f32 = [tensor("input_ids", TensorElementType::Float32, &[-1, -1])];
+        let mask_f32 = [tensor(
+            "attention_mask",
+            TensorElementType::Float32,
+            &[-1, 128],
+        )];
         assert_eq!(
-            plan_inputs(&ids_f32, 8).unwrap_err().to_string(),
-            "std_error:unsupported_input_type",
-            "the caller's ids are int64: a float input_ids cannot be fed"
+            err(&mask_f32, 128),
+            "std_create_error:unsupported_input_type: input 'attention_mask' is tensor(float) \
+             [?, 128], the contract feeds it int64 token values"
         );
+        let text = [tensor("text", TensorElementType::String, &[1])];
+        assert!(err(&text, 8).contains("input 'text' is tensor(string) [1]"));
         let static_ids = [tensor("input_ids", TensorElementType::Int64, &[1, 16])];
         assert!(plan_inputs(&static_ids, 16).is_ok());
-        assert!(plan_inputs(&static_ids, 8)
-            .unwrap_err()
-            .to_string()
-            .starts_with("std_error:input_length_mismatch:input_ids"));
+        assert_eq!(
+            err(&static_ids, 8),
+            "std_create_error:input_length_mismatch: input 'input_ids' is tensor(int64) [1, 16], \
+             16 values per row, and seq_len is 8: the contract feeds it the caller's seq_len values"
+        );
+        let huge = [tensor(
+            "extra",
+            TensorElementType::Float32,
+            &[1, 100_000, 1_000],
+        )];
+        assert_eq!(
+            err(&huge, 8),
+            "std_create_error:input_too_large: input 'extra' is tensor(float) [1, 100000, 1000], \
+             its zeros for one row would take 400000000 bytes (the limit is 268435456)"
+        );
+        let limit = [tensor("extra", TensorElementType::Float32, &[1, 1 << 26])];
+        assert!(
+            plan_inputs(&limit, 8).is_ok(),
+            "exactly the limit is accepted"
+        );
     }
 
     #[test]
-    fn output_selection_prefers_the_first_float_tensor() {
+    fn output_selection_reads_the_first_floating_point_tensor() {
         let outputs = [
             tensor("ids_copy", TensorElementType::Int64, &[-1, -1]),
-            tensor("hidden", TensorElementType::Float32, &[-1, -1, 32]),
+            tensor("hidden", TensorElementType::Float16, &[-1, -1, 32]),
+            tensor("hidden32", TensorElementType::Float32, &[-1, -1, 32]),
         ];
-        assert_eq!(select_output(&outputs).unwrap(), 1);
+        assert_eq!(select_output(&outputs).unwrap(), (1, OutputType::F16));
         assert!(select_output(&outputs[..1]).is_err());
+        let bf16 = [tensor("h", TensorElementType::Bfloat16, &[-1, 32])];
+        assert_eq!(select_output(&bf16).unwrap(), (0, OutputType::Bf16));
     }
 
     #[test]

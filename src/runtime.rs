@@ -21,10 +21,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use once_cell::sync::OnceCell;
 use ort::session::builder::PrepackedWeights;
 
-use crate::buffers::EmbedBuffers;
+use crate::buffers::{EmbedBuffers, ExecutionPlan};
 pub use crate::buffers::{TokenInput, TokenRows};
 use crate::device::Device;
 use crate::error::{CreateError, EmbedError};
+use crate::execution::SelfCheck;
 use crate::fallback::FallbackMonitor;
 use crate::loader;
 use crate::session::{self, SessionSettings};
@@ -75,6 +76,8 @@ pub struct EmbedRuntime {
     strict: bool,
     fallback: Arc<FallbackMonitor>,
     sessions: SessionPool,
+    /// What the self-check at create found (the class is in `sessions`' plan).
+    self_check: SelfCheck,
 }
 
 impl EmbedRuntime {
@@ -108,8 +111,9 @@ impl EmbedRuntime {
             let monitor = Arc::new(FallbackMonitor::new(counts_signals));
             match session::open(environment, device, &settings, Arc::clone(&monitor)) {
                 Ok(session) => {
-                    let buffers = EmbedBuffers::new(session, seq_len)?;
+                    let (buffers, self_check) = EmbedBuffers::new(session, seq_len)?;
                     let hidden = buffers.hidden().unwrap_or(0);
+                    let plan = buffers.plan();
                     let recipe = SessionRecipe {
                         model_path: options.model_path.to_path_buf(),
                         device,
@@ -118,6 +122,7 @@ impl EmbedRuntime {
                         prepacked,
                         monitor: Arc::clone(&monitor),
                         seq_len,
+                        plan,
                     };
                     return Ok(Self {
                         seq_len,
@@ -127,6 +132,7 @@ impl EmbedRuntime {
                         strict: options.strict,
                         fallback: monitor,
                         sessions: SessionPool::new(buffers, recipe),
+                        self_check,
                     });
                 }
                 Err(failure) => failures.push(failure),
@@ -165,6 +171,16 @@ impl EmbedRuntime {
 
     pub fn device(&self) -> Device {
         self.device
+    }
+
+    /// How this handle runs rows (the self-check's class and the output layout).
+    pub fn plan(&self) -> ExecutionPlan {
+        self.sessions.recipe.plan
+    }
+
+    /// The self-check's measurements at create.
+    pub fn self_check(&self) -> &SelfCheck {
+        &self.self_check
     }
 
     pub fn fallback(&self) -> &FallbackMonitor {
@@ -210,6 +226,8 @@ struct SessionRecipe {
     prepacked: PrepackedWeights,
     monitor: Arc<FallbackMonitor>,
     seq_len: usize,
+    /// Found by the first session's self-check; later sessions run the same way.
+    plan: ExecutionPlan,
 }
 
 /// The sessions of one handle, opened on demand (see the module docs).
@@ -304,7 +322,11 @@ impl SessionPool {
             &settings,
             Arc::clone(&recipe.monitor),
         )?;
-        Ok(Mutex::new(EmbedBuffers::new(session, recipe.seq_len)?))
+        Ok(Mutex::new(EmbedBuffers::with_plan(
+            session,
+            recipe.seq_len,
+            &recipe.plan,
+        )?))
     }
 }
 

@@ -1,0 +1,392 @@
+//! How a model's rows may be run so that **a row's vector depends only on its
+//! own tokens**: never on `seq_len` padding, nor on the other rows of a batch.
+//!
+//! Most models respect the attention mask row by row: a row can be cut to its
+//! own length and padded next to longer rows without changing its vector. Some
+//! do not: a dynamically quantised model computes one quantisation scale over
+//! every position of every row of a run, and a model that pools or accumulates
+//! over all positions sees the padding. A short self-check on the handle's first
+//! session ([`self_check`]) compares a probe row run alone at its own length,
+//! padded with masked positions, next to a longer row and next to a row of its
+//! own length, and picks the fastest [`ExecutionClass`] that keeps the promise.
+//!
+//! `C_EMBED_RUNTIME_PADDED=1` ([`PADDED_ENV`], read at create) makes every call
+//! of the handle run as the legacy library did (one row at a time, all
+//! `seq_len` positions, the mask as given), for hosts that must reproduce stored
+//! vectors bit for bit.
+
+use crate::buffers::{EmbedBuffers, TokenInput, TokenRows};
+use crate::device::gate_is_on;
+
+/// The environment variable that asks for legacy padded runs (1/true/yes/on).
+pub const PADDED_ENV: &str = "C_EMBED_RUNTIME_PADDED";
+
+/// Largest difference (absolute, per component of the L2-normalised pooled
+/// vector) between two runs of the probe row that still counts as "the same
+/// vector". Measured: float rounding moves mask-respecting fp32 models by
+/// below 1e-6 (tiny_bert 6e-8, paraphrase-MiniLM-L3-v2 fp32 3e-7); padding
+/// moves a dynamically quantised model by 1e-3 to 4e-2 and a mask-ignoring one
+/// by 1e-2 and more.
+pub const PROBE_TOLERANCE: f32 = 1e-5;
+
+/// The padded probe runs at `min(seq_len, PROBE_PADDED_LEN)` positions.
+pub const PROBE_PADDED_LEN: usize = 32;
+
+/// A model that cannot trim (no mask, or a fixed input) runs every row at
+/// `seq_len`; its batch check runs only up to this `seq_len` (above it, rows
+/// run one at a time without the check).
+pub const PROBE_MAX_FULL_LEN: usize = 128;
+
+/// How rows of one call may share a run, fastest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecutionClass {
+    /// (a) Rows are cut to the longest row of their run and batched freely:
+    /// padding and neighbours change nothing.
+    Free,
+    /// (b) Rows batch only with rows of the same own length (no padding in the
+    /// run): neighbours change nothing, padding does.
+    SameLength,
+    /// (c) One row at a time at its own length.
+    Alone,
+    /// Legacy ([`PADDED_ENV`]): one row at a time at `seq_len`, the mask as given.
+    Padded,
+}
+
+impl ExecutionClass {
+    /// The name the README and the self-check report use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Free => "a: trimmed, batched freely",
+            Self::SameLength => "b: batched with rows of the same length",
+            Self::Alone => "c: one row at a time at its own length",
+            Self::Padded => "padded: one row at a time at seq_len (legacy)",
+        }
+    }
+}
+
+/// What the runs of a handle may do: the model's shape allowances, the class
+/// the self-check found and the output's layout. A grouping function consults
+/// [`ShapePolicy::may_batch`], [`ShapePolicy::may_pad`] and
+/// [`ShapePolicy::row_length`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShapePolicy {
+    /// Every input is `[batch, sequence]` with a dynamic sequence and the model
+    /// takes an `attention_mask`: the sequence dimension may follow the rows.
+    pub trims: bool,
+    /// Every input's batch dimension is dynamic (and the output follows it).
+    pub batches: bool,
+    pub class: ExecutionClass,
+    /// The output is `[tokens, batch, hidden]`.
+    pub time_major: bool,
+    /// The output's shape depends on the input values, not only on the run's
+    /// shape: ONNX Runtime allocates it on each run.
+    pub data_dependent_output: bool,
+}
+
+impl ShapePolicy {
+    /// Several rows may share a run.
+    pub fn may_batch(&self) -> bool {
+        self.batches
+            && !self.data_dependent_output
+            && matches!(
+                self.class,
+                ExecutionClass::Free | ExecutionClass::SameLength
+            )
+    }
+
+    /// A row may run longer than its own length (next to a longer row).
+    pub fn may_pad(&self) -> bool {
+        self.class == ExecutionClass::Free
+    }
+
+    /// Whether two rows of these own lengths may share a run.
+    pub fn may_share(&self, first_len: usize, other_len: usize) -> bool {
+        self.may_batch() && (self.may_pad() || first_len == other_len)
+    }
+
+    /// The positions `row` runs at alone: up to its last non-zero mask value
+    /// (all `seq_len` for a NULL or all-zero mask, which the contract runs in
+    /// full, for models that cannot trim, and in padded mode).
+    pub fn row_length(&self, seq_len: usize, row: &TokenInput<'_>) -> usize {
+        if !self.trims || self.class == ExecutionClass::Padded {
+            return seq_len;
+        }
+        match row.mask.and_then(|m| m.iter().rposition(|&v| v != 0)) {
+            Some(last) => last + 1,
+            None => seq_len,
+        }
+    }
+}
+
+/// Whether this process asked for legacy padded runs.
+pub fn padded_requested() -> bool {
+    gate_is_on(std::env::var(PADDED_ENV).ok().as_deref())
+}
+
+/// The largest component difference between the probe row's vectors.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ProbeDiffs {
+    /// Alone at its own length vs padded with masked positions.
+    pub padded: Option<f32>,
+    /// Alone vs in a batch next to a longer row (so padded within the run).
+    pub mixed_batch: Option<f32>,
+    /// Alone vs in a batch next to a different row of its own length.
+    pub same_batch: Option<f32>,
+}
+
+/// The fastest class the measured differences allow (`None`: not measured,
+/// because the model cannot do it). A difference that could not be measured
+/// for a model that can do it counts as a failure.
+pub fn decide(diffs: &ProbeDiffs, trims: bool, batches: bool) -> ExecutionClass {
+    let same = |d: Option<f32>| d.is_some_and(|d| d <= PROBE_TOLERANCE);
+    let pads_ok = !trims || same(diffs.padded);
+    if !batches {
+        return if pads_ok {
+            ExecutionClass::Free
+        } else {
+            ExecutionClass::Alone
+        };
+    }
+    if pads_ok && (!trims || same(diffs.mixed_batch)) && same(diffs.same_batch) {
+        ExecutionClass::Free
+    } else if same(diffs.same_batch) {
+        ExecutionClass::SameLength
+    } else {
+        ExecutionClass::Alone
+    }
+}
+
+/// What the self-check found (kept for the report and the tests).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SelfCheck {
+    pub diffs: ProbeDiffs,
+    /// Why the check could not run, if it could not (then the class is `Alone`).
+    pub failure: Option<String>,
+}
+
+/// A probe row: `ids` of which the first `valid` are unmasked, in arrays of `width`.
+fn probe_row(ids: &[i64], valid: usize, width: usize) -> (Vec<i64>, Vec<i64>) {
+    let mut row_ids = vec![0i64; width];
+    let mut mask = vec![0i64; width];
+    row_ids[..ids.len()].copy_from_slice(ids);
+    mask[..valid].fill(1);
+    (row_ids, mask)
+}
+
+/// Ids every text model accepts (its vocabulary has at least ten tokens).
+const PROBE: [i64; 5] = [1, 5, 9, 7, 2];
+const PROBE_SAME_LEN: [i64; 5] = [1, 6, 4, 8, 2];
+const PROBE_LONGER: [i64; 7] = [1, 8, 3, 6, 4, 9, 2];
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Runs the self-check on `buffers` (a fresh session), setting its policy:
+/// the output layout (time-major or not), whether the output shape depends on
+/// the values, and, unless `forced` (padded mode), the execution class.
+///
+/// Cost: five runs of at most 2 x 7 positions and one of
+/// `min(seq_len, PROBE_PADDED_LEN)` (models that cannot trim: up to three runs
+/// at `seq_len`); measured in the README.
+pub fn self_check(buffers: &mut EmbedBuffers, forced: Option<ExecutionClass>) -> SelfCheck {
+    let mut policy = buffers.policy();
+    policy.class = forced.unwrap_or(ExecutionClass::Free);
+    buffers.set_policy(policy);
+    match measure(buffers, forced.is_none()) {
+        Ok(diffs) => {
+            let mut policy = buffers.policy();
+            if forced.is_none() {
+                policy.class = if policy.data_dependent_output {
+                    ExecutionClass::Alone
+                } else {
+                    decide(&diffs, policy.trims, policy.batches)
+                };
+            }
+            buffers.set_policy(policy);
+            SelfCheck {
+                diffs,
+                failure: None,
+            }
+        }
+        Err(failure) => {
+            let mut policy = buffers.policy();
+            policy.class = forced.unwrap_or(ExecutionClass::Alone);
+            buffers.set_policy(policy);
+            SelfCheck {
+                diffs: ProbeDiffs::default(),
+                failure: Some(failure),
+            }
+        }
+    }
+}
+
+fn measure(buffers: &mut EmbedBuffers, classify: bool) -> Result<ProbeDiffs, String> {
+    let seq_len = buffers.seq_len();
+    let policy = buffers.policy();
+    // Runs at the probe's own length where the model trims, else at seq_len.
+    let own = if policy.trims && policy.class != ExecutionClass::Padded {
+        PROBE.len()
+    } else {
+        seq_len
+    };
+    let width = if policy.trims {
+        seq_len.min(PROBE_PADDED_LEN)
+    } else {
+        seq_len
+    };
+    let (ids, mask) = probe_row(&PROBE, PROBE.len(), width);
+    let alone_rows = rows_of(&[(&ids, &mask)], width);
+    let (alone, shape) = buffers
+        .probe_run(&alone_rows, &[own], own)
+        .map_err(|e| e.to_string())?;
+
+    // [own, 1, hidden] from a one-row run: the output is time-major.
+    if shape.len() == 3 && shape[0] == own as i64 && shape[1] == 1 && own != 1 {
+        let mut policy = buffers.policy();
+        policy.time_major = true;
+        buffers.set_policy(policy);
+    }
+    // The same run shape with other values (a masked position, its id 0) must
+    // give the same output shape, or the output cannot be preallocated.
+    let mut gap_ids = ids.clone();
+    let mut gap_mask = mask.clone();
+    gap_ids[2] = 0;
+    gap_mask[2] = 0;
+    let gap_shape = buffers
+        .output_shape(&rows_of(&[(&gap_ids, &gap_mask)], width), &[own], own)
+        .map_err(|e| e.to_string())?;
+    if gap_shape != shape {
+        let mut policy = buffers.policy();
+        policy.data_dependent_output = true;
+        buffers.set_policy(policy);
+    }
+    let policy = buffers.policy();
+    // With a new layout or ONNX Runtime allocating the output, the alone
+    // vector is taken again the way embed will read it.
+    let alone = if policy.time_major || policy.data_dependent_output {
+        buffers.reset_runs();
+        buffers
+            .probe_run(&alone_rows, &[own], own)
+            .map_err(|e| e.to_string())?
+            .0
+    } else {
+        alone
+    };
+    let mut diffs = ProbeDiffs::default();
+    if !classify || policy.data_dependent_output {
+        return Ok(diffs);
+    }
+    if policy.trims && width > own {
+        let (padded, _) = buffers
+            .probe_run(&alone_rows, &[own], width)
+            .map_err(|e| e.to_string())?;
+        diffs.padded = Some(max_diff(&alone, &padded));
+    }
+    if policy.batches && (policy.trims || seq_len <= PROBE_MAX_FULL_LEN) {
+        let hidden = alone.len();
+        let batch = |buffers: &mut EmbedBuffers, other: &[i64], other_own: usize| {
+            let (o_ids, o_mask) = probe_row(other, other.len(), width);
+            let rows = rows_of(&[(&ids, &mask), (&o_ids, &o_mask)], width);
+            let len = own.max(other_own);
+            // A model whose output does not follow the batch cannot batch: not measured.
+            buffers
+                .probe_run(&rows, &[own, other_own], len)
+                .ok()
+                .map(|(v, _)| max_diff(&alone, &v[..hidden]))
+        };
+        if policy.trims {
+            diffs.mixed_batch = batch(buffers, &PROBE_LONGER, PROBE_LONGER.len());
+        }
+        diffs.same_batch = batch(buffers, &PROBE_SAME_LEN, own);
+    }
+    Ok(diffs)
+}
+
+/// Rows laid out row after row in arrays of `width`.
+fn rows_of(rows: &[(&Vec<i64>, &Vec<i64>)], width: usize) -> OwnedRows {
+    OwnedRows {
+        width,
+        ids: rows.iter().flat_map(|r| r.0.iter().copied()).collect(),
+        mask: rows.iter().flat_map(|r| r.1.iter().copied()).collect(),
+    }
+}
+
+/// Probe rows that own their arrays.
+pub struct OwnedRows {
+    width: usize,
+    ids: Vec<i64>,
+    mask: Vec<i64>,
+}
+
+impl OwnedRows {
+    pub fn rows(&self) -> TokenRows<'_> {
+        TokenRows {
+            seq_len: self.width,
+            ids: &self.ids,
+            mask: Some(&self.mask),
+            token_types: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn diffs(padded: f32, mixed: f32, same: f32) -> ProbeDiffs {
+        ProbeDiffs {
+            padded: Some(padded),
+            mixed_batch: Some(mixed),
+            same_batch: Some(same),
+        }
+    }
+
+    #[test]
+    fn the_fastest_class_the_differences_allow() {
+        use ExecutionClass::*;
+        assert_eq!(decide(&diffs(6e-8, 1e-7, 0.0), true, true), Free);
+        assert_eq!(decide(&diffs(0.3, 0.3, 1e-7), true, true), SameLength);
+        assert_eq!(decide(&diffs(1e-7, 0.3, 1e-7), true, true), SameLength);
+        assert_eq!(decide(&diffs(0.02, 0.04, 0.03), true, true), Alone);
+        assert_eq!(decide(&diffs(0.02, 0.0, 0.0), true, false), Alone);
+        assert_eq!(decide(&diffs(0.0, 0.0, 0.0), true, false), Free);
+        assert_eq!(decide(&ProbeDiffs::default(), false, false), Free);
+        // Not measured although the model could: not allowed.
+        assert_eq!(decide(&ProbeDiffs::default(), true, true), Alone);
+        let no_mixed = ProbeDiffs {
+            mixed_batch: None,
+            ..diffs(0.0, 0.0, 0.0)
+        };
+        assert_eq!(decide(&no_mixed, true, true), SameLength);
+    }
+
+    #[test]
+    fn grouping_follows_the_class() {
+        let mut policy = ShapePolicy {
+            trims: true,
+            batches: true,
+            class: ExecutionClass::Free,
+            time_major: false,
+            data_dependent_output: false,
+        };
+        assert!(policy.may_share(3, 9));
+        policy.class = ExecutionClass::SameLength;
+        assert!(policy.may_share(4, 4) && !policy.may_share(3, 9));
+        policy.class = ExecutionClass::Alone;
+        assert!(!policy.may_share(4, 4));
+        policy.class = ExecutionClass::Padded;
+        let (ids, mask) = ([1i64; 16], [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let row = TokenInput {
+            ids: &ids,
+            mask: Some(&mask),
+            token_types: None,
+        };
+        assert_eq!(policy.row_length(16, &row), 16);
+        policy.class = ExecutionClass::Alone;
+        assert_eq!(policy.row_length(16, &row), 2);
+    }
+}
