@@ -209,6 +209,17 @@ impl OutputStorage {
         }
     }
 
+    /// Copies `data` (of this storage's type) to the start of the storage.
+    fn copy_from(&mut self, data: &OutputData<'_>) -> Result<(), EmbedError> {
+        match (self, data) {
+            (Self::F32(v), OutputData::F32(d)) => v[..d.len()].copy_from_slice(d),
+            (Self::F16(v), OutputData::F16(d)) => v[..d.len()].copy_from_slice(d),
+            (Self::Bf16(v), OutputData::Bf16(d)) => v[..d.len()].copy_from_slice(d),
+            _ => return Err(EmbedError::library("output_not_float")),
+        }
+        Ok(())
+    }
+
     fn data(&self) -> OutputData<'_> {
         match self {
             Self::F32(v) => OutputData::F32(v),
@@ -424,9 +435,9 @@ impl EmbedBuffers {
             let group = rows.slice(first, n);
             let own_lens = &own_lens[..n];
             let len = own_lens.iter().copied().max().unwrap_or(1);
-            let index = self.prepare(&group, own_lens, len)?;
+            let prepared = self.prepare(&group, own_lens, len)?;
             let out = &mut out[first * out_dim..(first + n) * out_dim];
-            self.run_prepared(index, &group, out, out_dim, after_run)?;
+            self.run_prepared(prepared, &group, out, out_dim, after_run)?;
             first += n;
         }
         Ok(())
@@ -458,10 +469,11 @@ impl EmbedBuffers {
         n
     }
 
-    /// Runs the prepared run shape `index` and pools each row of `rows` into `out`.
+    /// Runs the prepared run shape (unless its output is already computed) and
+    /// pools each row of `rows` into `out`.
     fn run_prepared(
         &mut self,
-        index: usize,
+        (index, computed): (usize, bool),
         rows: &TokenRows<'_>,
         out: &mut [f32],
         out_dim: usize,
@@ -470,6 +482,14 @@ impl EmbedBuffers {
         self.clock += 1;
         let run = &mut self.runs[index];
         run.last_used = self.clock;
+        if computed {
+            after_run()?;
+            let layout = run.layout;
+            return self
+                .output
+                .data()
+                .pool_rows(layout, rows, out, out_dim, &mut self.pooled);
+        }
         let outputs = self
             .session
             .run_with_options(&run.inputs[..], &run.run_options)
@@ -507,11 +527,11 @@ impl EmbedBuffers {
         len: usize,
     ) -> Result<(Vec<f32>, Vec<i64>), EmbedError> {
         let rows = rows.rows();
-        let index = self.prepare(&rows, own_lens, len)?;
+        let prepared = self.prepare(&rows, own_lens, len)?;
         let hidden = self.pooled.len();
         let mut out = vec![0.0f32; rows.count() * hidden];
-        self.run_prepared(index, &rows, &mut out, hidden, &|| Ok(()))?;
-        Ok((out, self.runs[index].shape.clone()))
+        self.run_prepared(prepared, &rows, &mut out, hidden, &|| Ok(()))?;
+        Ok((out, self.runs[prepared.0].shape.clone()))
     }
 
     /// The output shape ONNX Runtime gives for `rows` at `len` positions (it
@@ -522,7 +542,7 @@ impl EmbedBuffers {
         own_lens: &[usize],
         len: usize,
     ) -> Result<Vec<i64>, EmbedError> {
-        let index = self.prepare(&rows.rows(), own_lens, len)?;
+        let (index, _) = self.prepare(&rows.rows(), own_lens, len)?;
         let options = select_output(&self.output_name, None).map_err(EmbedError::onnx_runtime)?;
         let outputs = self
             .session
@@ -533,13 +553,14 @@ impl EmbedBuffers {
 
     /// Writes `rows` (each needing `own_lens` positions alone) cut to `len` into
     /// the input storages and returns the index of the run shape's tensors,
-    /// creating them on first use.
+    /// creating them on first use (then the output may already be computed: see
+    /// [`Self::add_run`]).
     fn prepare(
         &mut self,
         rows: &TokenRows<'_>,
         own_lens: &[usize],
         len: usize,
-    ) -> Result<usize, EmbedError> {
+    ) -> Result<(usize, bool), EmbedError> {
         let n = rows.count();
         self.reserve_inputs(n, len)?;
         for slot in &mut self.inputs {
@@ -559,7 +580,7 @@ impl EmbedBuffers {
             }
         }
         match self.runs.iter().position(|r| r.rows == n && r.len == len) {
-            Some(index) => Ok(index),
+            Some(index) => Ok((index, false)),
             None => self.add_run(n, len),
         }
     }
@@ -588,8 +609,10 @@ impl EmbedBuffers {
 
     /// Creates the tensors of run shape (`n`, `len`): runs once with ONNX Runtime
     /// allocating the output to learn its shape, then keeps a view of the output
-    /// storage for every later run. The inputs must already be written.
-    fn add_run(&mut self, n: usize, len: usize) -> Result<usize, EmbedError> {
+    /// storage for every later run. The inputs must already be written. Returns
+    /// the run's index and whether the output storage already holds this run's
+    /// output (copied from the first run, so the caller need not run it again).
+    fn add_run(&mut self, n: usize, len: usize) -> Result<(usize, bool), EmbedError> {
         if self.runs.len() >= MAX_CACHED_SHAPES {
             if let Some(oldest) = (0..self.runs.len()).min_by_key(|&i| self.runs[i].last_used) {
                 self.runs.swap_remove(oldest);
@@ -611,17 +634,17 @@ impl EmbedBuffers {
                 view.map_err(EmbedError::onnx_runtime)?,
             ));
         }
-        let shape = {
-            let probe = select_output(&self.output_name, None).map_err(EmbedError::onnx_runtime)?;
-            let outputs = self
-                .session
-                .run_with_options(&inputs[..], &probe)
-                .map_err(EmbedError::onnx_runtime)?;
-            output_data(&outputs[0])?.0.to_vec()
-        };
+        let probe = select_output(&self.output_name, None).map_err(EmbedError::onnx_runtime)?;
+        let outputs = self
+            .session
+            .run_with_options(&inputs[..], &probe)
+            .map_err(EmbedError::onnx_runtime)?;
+        let (shape, data) = output_data(&outputs[0])?;
+        let shape = shape.to_vec();
         let layout = OutputLayout::from_shape(&shape, self.seq_len, n, self.policy.time_major)?;
-        let run_options = if self.policy.data_dependent_output {
-            select_output(&self.output_name, None).map_err(EmbedError::onnx_runtime)?
+        let (run_options, fresh) = if self.policy.data_dependent_output {
+            let options = select_output(&self.output_name, None);
+            (options.map_err(EmbedError::onnx_runtime)?, false)
         } else {
             let elements = run_elements(&shape)?;
             if self.output.len() < elements {
@@ -629,11 +652,15 @@ impl EmbedBuffers {
                 self.runs.clear();
                 self.output.grow(elements)?;
             }
+            // This run's output is kept: the caller need not run it again.
+            self.output.copy_from(&data)?;
             // SAFETY: as for the inputs above; the output storage holds `elements`.
             let output = unsafe { self.output.tensor(&shape) };
             let output = output.map_err(EmbedError::onnx_runtime)?;
-            select_output(&self.output_name, Some(output)).map_err(EmbedError::onnx_runtime)?
+            let options = select_output(&self.output_name, Some(output));
+            (options.map_err(EmbedError::onnx_runtime)?, true)
         };
+        drop(outputs);
         self.pooled.resize(layout.hidden(), 0.0);
         self.runs.push(ShapedRun {
             rows: n,
@@ -644,7 +671,7 @@ impl EmbedBuffers {
             shape,
             layout,
         });
-        Ok(self.runs.len() - 1)
+        Ok((self.runs.len() - 1, fresh))
     }
 }
 

@@ -160,6 +160,8 @@ pub fn decide(diffs: &ProbeDiffs, trims: bool, batches: bool) -> ExecutionClass 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SelfCheck {
     pub diffs: ProbeDiffs,
+    /// Time the check took (its runs, their tensors and output views).
+    pub elapsed: std::time::Duration,
     /// Why the check could not run, if it could not (then the class is `Alone`).
     pub failure: Option<String>,
 }
@@ -193,6 +195,7 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 /// `min(seq_len, PROBE_PADDED_LEN)` (models that cannot trim: up to three runs
 /// at `seq_len`); measured in the README.
 pub fn self_check(buffers: &mut EmbedBuffers, forced: Option<ExecutionClass>) -> SelfCheck {
+    let start = std::time::Instant::now();
     let mut policy = buffers.policy();
     policy.class = forced.unwrap_or(ExecutionClass::Free);
     buffers.set_policy(policy);
@@ -209,6 +212,7 @@ pub fn self_check(buffers: &mut EmbedBuffers, forced: Option<ExecutionClass>) ->
             buffers.set_policy(policy);
             SelfCheck {
                 diffs,
+                elapsed: start.elapsed(),
                 failure: None,
             }
         }
@@ -218,6 +222,7 @@ pub fn self_check(buffers: &mut EmbedBuffers, forced: Option<ExecutionClass>) ->
             buffers.set_policy(policy);
             SelfCheck {
                 diffs: ProbeDiffs::default(),
+                elapsed: start.elapsed(),
                 failure: Some(failure),
             }
         }

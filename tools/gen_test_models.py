@@ -25,6 +25,19 @@ Valid models
   tiny_fallback_marker    tiny_bert plus an unused initializer `npu_cpu_fallback_marker`;
                           ORT logs a WARNING "Removing initializer 'npu_cpu_fallback_marker'..."
                           at session creation, which is a CPU-fallback signal by the spec.
+Models of each execution class and output kind (README, "Which models run how")
+  tiny_int8_dynamic       tiny_bert through onnxruntime.quantization.quantize_dynamic: one
+                          int8 scale per tensor over every position and row of a run, so
+                          padding and neighbours change a row's vector -> class (c).
+  tiny_mask_ignoring      ctx is the mean over *all* positions (the mask is not used there):
+                          padding changes the vector, same-length neighbours do not -> (b).
+  tiny_time_major         output transposed to [sequence, batch, 32].
+  tiny_nonzero_output     output keeps only the positions NonZero(attention_mask) finds:
+                          its shape depends on the mask values, not only on the run's shape.
+  tiny_fp16_output        last_hidden_state cast to float16.
+  tiny_bf16_output        last_hidden_state cast to bfloat16.
+  tiny_nan_output         out + log(float(input_ids)): id 0 gives -inf (non-finite when
+                          unmasked; masked padding ids never reach the vector).
 Error-path models (all load and run in onnxruntime CPU)
   bad_rank1_output        output [b] (rank 1)                  -> unsupported_output_rank
   bad_rank0_output        output scalar (rank 0)               -> empty_output
@@ -33,15 +46,20 @@ Error-path models (all load and run in onnxruntime CPU)
   bad_no_float_output     only output is int64 (ids copy)      -> no float output
   bad_empty_output        output [b, 0, 32] (empty Slice)      -> empty_output
   bad_sequence_input      input_ids + a sequence(float) input  -> input is not a tensor
+  bad_float_mask          attention_mask is float              -> refused at create
+  bad_string_input        + an unused string input `text`      -> refused at create
+  bad_huge_extra          + float input [1, 100000, 1000] (400 MB of zeros) -> refused at create
+(tiny_static16 opened with a seq_len other than 16 is refused at create too.)
 """
 import os
 import sys
+import tempfile
 
 import numpy as np
 import onnx
 from onnx import TensorProto as TP, helper, numpy_helper
 
-I64, F32, I32 = TP.INT64, TP.FLOAT, TP.INT32
+I64, F32, I32, F16, BF16, STR = TP.INT64, TP.FLOAT, TP.INT32, TP.FLOAT16, TP.BFLOAT16, TP.STRING
 VOCAB, MAX_POS = 100, 512
 
 
@@ -80,11 +98,14 @@ class Graph:
 
 
 def bert(name, H=32, types=True, pos=False, extras=False, int32_extra=False, static=False,
-         head="hidden", ids_first=False, marker=False):
+         head="hidden", ids_first=False, marker=False, ctx_all=False, float_mask=False,
+         string_input=False, huge_extra=False):
     g = Graph()
     dims = [1, 16] if static else ["batch", "sequence"]
     ids = g.inp("input_ids", I64, dims)
-    mask = g.inp("attention_mask", I64, dims)
+    mask = g.inp("attention_mask", F32 if float_mask else I64, dims)
+    if string_input:  # never read by the graph; ONNX Runtime still asks for it
+        g.inp("text", STR, [dims[0]])
     emb = g.op("Gather", g.weight("word_emb", VOCAB, H), ids)
     if types:
         emb = g.op("Add", emb, g.op("Gather", g.weight("type_emb", 2, H), g.inp("token_type_ids", I64, dims)))
@@ -97,11 +118,17 @@ def bert(name, H=32, types=True, pos=False, extras=False, int32_extra=False, sta
     if int32_extra:  # [b,s] int32 -> per-batch float sum [b,1,1] added to emb
         s = g.op("ReduceSum", g.op("Cast", g.inp("extra_int32", I32, dims), to=F32), ax1, keepdims=1)
         emb = g.op("Add", emb, g.op("Unsqueeze", s, ax2))
+    if huge_extra:  # [1, 100000, 1000] floats, summed to one number added to emb
+        emb = g.op("Add", emb, g.op("ReduceSum", g.inp("huge_extra", F32, [1, 100_000, 1_000]), keepdims=0))
     h = g.op("Tanh", g.op("Add", g.op("MatMul", emb, g.weight("W1", H, H)), g.weight("b1", H)))
     m = g.op("Unsqueeze", g.op("Cast", mask, to=F32), ax2)
-    num = g.op("ReduceSum", g.op("Mul", h, m), ax1, keepdims=1)
-    den = g.op("Add", g.op("ReduceSum", m, ax1, keepdims=1), g.const("eps", 1e-6))
-    ctx = g.op("Div", num, den)
+    if ctx_all:  # the mean over every position, padding included
+        every = g.op("Add", g.op("Mul", m, g.const("zero_f", 0.0)), g.const("one_f", 1.0))
+        ctx = g.op("Div", g.op("ReduceSum", h, ax1, keepdims=1), g.op("ReduceSum", every, ax1, keepdims=1))
+    else:
+        num = g.op("ReduceSum", g.op("Mul", h, m), ax1, keepdims=1)
+        den = g.op("Add", g.op("ReduceSum", m, ax1, keepdims=1), g.const("eps", 1e-6))
+        ctx = g.op("Div", num, den)
     hs = "last_hidden_state" if head == "hidden" else None
     out = g.op("Tanh", g.op("MatMul", g.op("Add", h, ctx), g.weight("W2", H, H)), out=hs)
     if ids_first:
@@ -121,6 +148,18 @@ def bert(name, H=32, types=True, pos=False, extras=False, int32_extra=False, sta
         col = g.op("ReduceSum", out, ax2, keepdims=1)
         g.out(g.op("Expand", col, g.const("wide", [1, 1, 16385], np.int64), out="last_hidden_state"),
               F32, dims + [16385])
+    elif head == "time_major":  # [sequence, batch, H]
+        g.out(g.op("Transpose", out, perm=[1, 0, 2], out="last_hidden_state"), F32, [dims[1], dims[0], H])
+    elif head == "nonzero":  # the positions whose mask is not 0: [b, valid, H]
+        where = g.op("NonZero", g.op("Cast", mask, to=TP.BOOL))  # [2, valid]: (row, position)
+        positions = g.op("Gather", where, g.const("one", 1, np.int64), axis=0)
+        g.out(g.op("Gather", out, positions, axis=1, out="last_hidden_state"), F32, [dims[0], "valid", H])
+    elif head in ("fp16", "bf16"):
+        elem = F16 if head == "fp16" else BF16
+        g.out(g.op("Cast", out, to=elem, out="last_hidden_state"), elem, dims + [H])
+    elif head == "nan":  # log(0) = -inf where an id is 0
+        logs = g.op("Unsqueeze", g.op("Log", g.op("Cast", ids, to=F32)), ax2)
+        g.out(g.op("Add", out, logs, out="last_hidden_state"), F32, dims + [H])
     elif head == "empty":  # Slice tokens [0:0] -> [b,0,H]
         z = g.const("zero1", [0], np.int64)
         g.out(g.op("Slice", out, z, z, ax1, out="last_hidden_state"), F32, [dims[0], 0, H])
@@ -142,6 +181,21 @@ def sequence_input():
     return g.model("bad_sequence_input")
 
 
+def int8_dynamic():
+    """tiny_bert quantised by ONNX Runtime's own tool (MatMul weights int8, dynamic
+    activation scales), as `model_quantized.onnx` files are made."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process first
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, int8 = os.path.join(tmp, "fp32.onnx"), os.path.join(tmp, "int8.onnx")
+        onnx.save(bert("tiny_int8_dynamic"), fp32)
+        quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8)
+        return onnx.load(int8)
+
+
 MODELS = {  # name -> bert() options, or a standalone builder
     "tiny_bert": {},
     "tiny_bert_no_types": dict(types=False),
@@ -152,6 +206,13 @@ MODELS = {  # name -> bert() options, or a standalone builder
     "tiny_bert_h48": dict(H=48),
     "tiny_static16": dict(static=True),
     "tiny_fallback_marker": dict(marker=True),
+    "tiny_int8_dynamic": int8_dynamic,
+    "tiny_mask_ignoring": dict(ctx_all=True),
+    "tiny_time_major": dict(head="time_major"),
+    "tiny_nonzero_output": dict(head="nonzero"),
+    "tiny_fp16_output": dict(head="fp16"),
+    "tiny_bf16_output": dict(head="bf16"),
+    "tiny_nan_output": dict(head="nan"),
     "bad_rank1_output": dict(head="rank1"),
     "bad_rank0_output": dict(head="rank0"),
     "bad_wide_hidden": dict(head="wide"),
@@ -159,6 +220,9 @@ MODELS = {  # name -> bert() options, or a standalone builder
     "bad_no_float_output": no_float_output,
     "bad_empty_output": dict(head="empty"),
     "bad_sequence_input": sequence_input,
+    "bad_float_mask": dict(float_mask=True),
+    "bad_string_input": dict(string_input=True),
+    "bad_huge_extra": dict(huge_extra=True),
 }
 
 

@@ -37,6 +37,17 @@ pub fn real_model() -> PathBuf {
     path
 }
 
+/// The second real model (paraphrase-MiniLM-L3-v2, fp32; `make setup` installs it).
+pub fn paraphrase_model() -> PathBuf {
+    let path = models_dir().join("paraphrase-MiniLM-L3-v2/model.onnx");
+    assert!(
+        path.exists(),
+        "{} is missing: run `make setup`",
+        path.display()
+    );
+    path
+}
+
 pub fn c_string(s: &str) -> CString {
     CString::new(s).unwrap()
 }
