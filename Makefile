@@ -11,6 +11,7 @@ VENV       := .venv
 VPY        := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 REAL_MODEL := models/all-MiniLM-L6-v2/model.onnx
+PARAPHRASE_MODEL := models/paraphrase-MiniLM-L3-v2/model.onnx
 TEST_MODELS_STAMP := models/test/.generated
 LIB        := target/release/libc_embed_runtime.so
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
@@ -34,14 +35,14 @@ all: build
 
 ## ---- set-up -------------------------------------------------------------------
 
-setup: $(VENV_STAMP) $(REAL_MODEL) $(TEST_MODELS_STAMP)
+setup: $(VENV_STAMP) $(REAL_MODEL) $(PARAPHRASE_MODEL) $(TEST_MODELS_STAMP)
 
 $(VENV_STAMP): tools/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --disable-pip-version-check -r tools/requirements.txt
 	touch $@
 
-$(REAL_MODEL): $(VENV_STAMP) tools/fetch_models.py
+$(REAL_MODEL) $(PARAPHRASE_MODEL) &: $(VENV_STAMP) tools/fetch_models.py
 	$(VPY) tools/fetch_models.py models
 
 $(TEST_MODELS_STAMP): $(VENV_STAMP) tools/gen_test_models.py

@@ -405,6 +405,21 @@ static void test_create_errors(void)
          "std_create_error:", "float"},
         {"model with a sequence input", "bad_sequence_input.onnx", NULL, "CPU", NULL, STR_PREFIX,
          "std_create_error:", "not a tensor"},
+        /* Inputs the contract can never fill: refused at create, naming input, type and shape;
+           the contract's embed reason comes first, so hosts matching it still do. */
+        {"int32 extra input", "bad_int32_extra.onnx", NULL, "CPU", NULL, STR_PREFIX,
+         "std_create_error:unsupported_input_type: input 'extra_int32' is tensor(int32) "
+         "[batch, sequence]",
+         NULL},
+        {"float attention_mask", "bad_float_mask.onnx", NULL, "CPU", NULL, STR_EXACT,
+         "std_create_error:unsupported_input_type: input 'attention_mask' is tensor(float) "
+         "[batch, sequence], the contract feeds it int64 token values",
+         NULL},
+        {"string input", "bad_string_input.onnx", NULL, "CPU", NULL, STR_PREFIX,
+         "std_create_error:unsupported_input_type: input 'text' is tensor(string) [batch]", NULL},
+        {"400 MB static extra input", "bad_huge_extra.onnx", NULL, "CPU", NULL, STR_PREFIX,
+         "std_create_error:input_too_large: input 'huge_extra' is tensor(float) [1, 100000, 1000]",
+         "400000000 bytes"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         expect_create_error(&cases[i]);
@@ -835,7 +850,6 @@ static void test_bad_output_models(void)
         {"bad_rank0_output.onnx", "std_error:empty_output"},
         {"bad_wide_hidden.onnx", "std_error:invalid_hidden_dim"},
         {"bad_empty_output.onnx", "std_error:empty_output"},
-        {"bad_int32_extra.onnx", "std_error:unsupported_input_type"},
     };
     int64_t *ids = make_ids(SEQ, 14), *mask = make_mask(SEQ, VALID);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -848,6 +862,64 @@ static void test_bad_output_models(void)
     set_context("%s", "");
     free(ids);
     free(mask);
+}
+
+/*
+ * A static sequence length other than seq_len is refused at create (it could never be
+ * fed); at its own length the model opens.
+ */
+static void test_static_length_must_be_seq_len(void)
+{
+    char path[4096];
+    model_path(path, sizeof path, "tiny_static16.onnx");
+    CHECK(c_embed_runtime_create(path, "CPU", 32, 24, 1, 1) == NULL);
+    CHECK_STR(c_embed_runtime_last_create_error(),
+              "std_create_error:input_length_mismatch: input 'input_ids' is tensor(int64) [1, 16], "
+              "16 values per row, and seq_len is 32: the contract feeds it the caller's seq_len "
+              "values");
+    void *h = OPEN("tiny_static16.onnx", 16, 24);
+    CHECK_STR(c_embed_runtime_last_create_error(), "");
+    c_embed_runtime_destroy(h);
+}
+
+/*
+ * tiny_nan_output adds log(id): id 0 at a valid position makes the vector non-finite,
+ * which fails the call (out_vec untouched); id 0 at a masked position never reaches it.
+ */
+static void test_non_finite_output_fails(void)
+{
+    void *h = OPEN("tiny_nan_output.onnx", SEQ, 24);
+    int64_t *ids = make_ids(SEQ, 9), *mask = make_mask(SEQ, VALID);
+    for (size_t i = VALID; i < SEQ; i++) {
+        ids[i] = 0; /* padding */
+    }
+    float *v = EMBED(h, ids, mask, NULL);
+    CHECK_UNIT(v, 24);
+    ids[3] = 0;
+    float out[24];
+    for (size_t i = 0; i < 24; i++) {
+        out[i] = -7.0f;
+    }
+    CHECK_INT(c_embed_runtime_embed(h, ids, mask, NULL, out), 0);
+    CHECK_STR(c_embed_runtime_last_error(h), "std_error:non_finite_output");
+    CHECK(out[0] == -7.0f && out[23] == -7.0f);
+    int64_t batch_ids[2 * SEQ], batch_mask[2 * SEQ];
+    for (size_t i = 0; i < SEQ; i++) {
+        batch_ids[i] = ids[i];
+        batch_ids[SEQ + i] = i == 3 ? 5 : ids[i];
+        batch_mask[i] = batch_mask[SEQ + i] = mask[i];
+    }
+    float batch_out[2 * 24];
+    CHECK_INT(c_embed_runtime_embed_batch(h, 2, batch_ids, batch_mask, NULL, batch_out), 0);
+    CHECK_STR(c_embed_runtime_last_error(h), "std_error:non_finite_output");
+    ids[3] = 5;
+    float *again = EMBED(h, ids, mask, NULL); /* the handle keeps working */
+    CHECK_UNIT(again, 24);
+    free(again);
+    free(v);
+    free(ids);
+    free(mask);
+    c_embed_runtime_destroy(h);
 }
 
 /* Ids outside the vocabulary (100): an ORT error; the handle keeps working. */
@@ -1359,6 +1431,8 @@ int main(int argc, char **argv)
     test_models_sharing_tiny_bert_weights();
     test_position_ids_are_fed();
     test_bad_output_models();
+    test_static_length_must_be_seq_len();
+    test_non_finite_output_fails();
     test_out_of_vocabulary_ids();
     test_no_fallback_on_cpu();
     test_embed_batch_matches_single();
