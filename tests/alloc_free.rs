@@ -58,12 +58,23 @@ static GLOBAL: CountingAllocator = CountingAllocator;
 /// The counter is process-wide: the tests of this file take turns.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Takes this test's turn and counts this thread's allocations from now on.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    count_this_thread();
-    SERIAL
+/// Takes this test's turn and counts this thread's allocations until the turn
+/// ends (the harness then allocates on this thread to report the result, maybe
+/// while another test counts).
+fn serial() -> Turn {
+    let guard = SERIAL
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    count_this_thread();
+    Turn(guard)
+}
+
+struct Turn(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        COUNTED.with(|c| c.set(false));
+    }
 }
 
 /// Embeds `calls` times over a mix of sentence lengths, with and without a mask
@@ -109,10 +120,33 @@ fn steady_state_embeds_allocate_nothing_on_the_real_model() {
 }
 
 #[test]
+fn steady_state_embeds_allocate_nothing_for_every_class_and_output_type() {
+    let _turn = serial();
+    // fp16 and bf16 outputs (pooled from their own storage), class (b) and class (c).
+    for model in [
+        "tiny_fp16_output",
+        "tiny_bf16_output",
+        "tiny_mask_ignoring",
+        "tiny_int8_dynamic",
+        "tiny_time_major",
+    ] {
+        let handle = Handle::create(&test_model(model), "CPU", 64, 24, 1, 1);
+        assert_eq!(allocations_over(&handle, 64, 100, 300), 0, "{model}");
+        assert_eq!(batch_allocations(&handle, 64), 0, "{model}");
+    }
+}
+
+#[test]
 fn steady_state_batches_allocate_nothing() {
     let _turn = serial();
-    let (seq_len, rows) = (64, 8);
-    let handle = Handle::create(&test_model("tiny_bert"), "CPU", seq_len as i64, 24, 1, 1);
+    let handle = Handle::create(&test_model("tiny_bert"), "CPU", 64, 24, 1, 1);
+    assert_eq!(batch_allocations(&handle, 64), 0);
+}
+
+/// Batches of 8, 3 and 1 rows of mixed lengths, 300 times after a warm-up:
+/// the Rust allocations they made.
+fn batch_allocations(handle: &Handle, seq_len: usize) -> usize {
+    let rows = 8;
     let mut ids = Vec::new();
     let mut mask = Vec::new();
     for row in 0..rows {
@@ -141,7 +175,7 @@ fn steady_state_batches_allocate_nothing() {
     for i in 0..300 {
         run(i);
     }
-    assert_eq!(ALLOCATIONS.load(Ordering::SeqCst) - before, 0);
+    ALLOCATIONS.load(Ordering::SeqCst) - before
 }
 
 #[test]

@@ -77,7 +77,10 @@ fn the_self_check_tolerance_separates_rounding_from_real_changes() {
     // does to a quantised model or padding to a mask-ignoring one.
     let int8 = runtime(&test_model("tiny_int8_dynamic"), 128);
     let diffs = int8.self_check().diffs;
-    assert!(diffs.same_batch.unwrap() > 100.0 * PROBE_TOLERANCE, "{diffs:?}");
+    assert!(
+        diffs.same_batch.unwrap() > 100.0 * PROBE_TOLERANCE,
+        "{diffs:?}"
+    );
     let ignoring = runtime(&test_model("tiny_mask_ignoring"), 128);
     let diffs = ignoring.self_check().diffs;
     assert!(diffs.padded.unwrap() > 100.0 * PROBE_TOLERANCE, "{diffs:?}");

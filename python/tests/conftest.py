@@ -26,6 +26,7 @@ import c_embed_runtime  # noqa: E402
 BUILT_LIBRARY = REPO / "target" / "release" / "libc_embed_runtime.so"
 TEST_MODELS = REPO / "models" / "test"
 REAL_MODEL_DIR = REPO / "models" / "all-MiniLM-L6-v2"
+PARAPHRASE_MODEL = REPO / "models" / "paraphrase-MiniLM-L3-v2" / "model.onnx"
 os.environ.setdefault(c_embed_runtime.LIBRARY_ENV, str(BUILT_LIBRARY))
 
 
@@ -68,6 +69,12 @@ def test_model():
 @pytest.fixture(scope="session")
 def real_model():
     return _require(REAL_MODEL_DIR / "model.onnx")
+
+
+@pytest.fixture(scope="session")
+def paraphrase_model():
+    """paraphrase-MiniLM-L3-v2 (fp32; its vocabulary is all-MiniLM-L6-v2's tokenizer's)."""
+    return _require(PARAPHRASE_MODEL)
 
 
 @pytest.fixture(scope="session")

@@ -95,6 +95,17 @@ fn create_handle(
 /// - `strict`: non-zero makes `embed` fail once a CPU-fallback signal was seen on
 ///   a non-CPU device.
 ///
+/// Create runs a short self-check of the model (a few runs of a probe row) that
+/// decides how rows run, so that a row's vector depends only on its own tokens:
+/// trimmed and batched freely, batched only with rows of the same length, or
+/// one row at a time at its own length (see the README). With the environment
+/// variable `C_EMBED_RUNTIME_PADDED` set to 1/true/yes/on at create, every call
+/// of the handle runs as the legacy library did: one row at a time, all
+/// `seq_len` positions, the mask as given (to reproduce stored vectors).
+/// Models whose inputs the contract can never fill fail here
+/// (`std_create_error:unsupported_input_type: input '<name>' is <type> [<shape>], ...`,
+/// `input_length_mismatch`, `input_too_large`).
+///
 /// Returns a handle owned by the caller (free it with `c_embed_runtime_destroy`),
 /// or NULL on failure; then `c_embed_runtime_last_create_error` says why.
 /// The strings are only read during the call.
@@ -153,9 +164,14 @@ pub extern "C" fn c_embed_runtime_last_create_error() -> *const c_char {
 /// first `out_dim` values (zero-padded) and L2-normalises them.
 ///
 /// The model runs only up to the last position whose mask is not 0 (all
-/// `seq_len` positions for a NULL or all-zero mask, and for static-shape models):
-/// positions with mask 0 do not change the result, so trailing padding costs
-/// nothing, and ids past the last non-zero mask value are not checked.
+/// `seq_len` positions for a NULL or all-zero mask, for static-shape models, and
+/// in padded mode): the vector is that of the row alone at its own length, so
+/// trailing padding costs nothing and `seq_len` does not change the vector
+/// (for models that respect the mask, it is also the full-length run's vector
+/// within float rounding); ids past the last non-zero mask value are not
+/// checked. The model's output may be float, float16 or bfloat16 (pooled in
+/// f32); a vector that would hold NaN or infinity fails with
+/// `std_error:non_finite_output`.
 ///
 /// - `input_ids`: `seq_len` token ids; must not be NULL.
 /// - `attention_mask`: `seq_len` values, or NULL for all ones.
@@ -191,10 +207,11 @@ pub unsafe extern "C" fn c_embed_runtime_embed(
     }
 }
 
-/// Embeds `rows` sequences of `seq_len` tokens in one model run (padded to the
-/// longest row), writing `rows * out_dim` floats to `out_vecs`, row after row.
-/// Each row's vector is the one `c_embed_runtime_embed` gives for that row (within
-/// 1e-6: the run differs only in float rounding).
+/// Embeds `rows` sequences of `seq_len` tokens, writing `rows * out_dim` floats
+/// to `out_vecs`, row after row. Rows share runs (padded to the longest row) as
+/// far as the model allows without changing their vectors (create's self-check):
+/// each row's vector is the one `c_embed_runtime_embed` gives for that row (within
+/// 1e-6: a shared run differs only in float rounding).
 ///
 /// - `rows`: number of sequences, at least 1. Batches larger than 32 rows are
 ///   split into runs of 32.
