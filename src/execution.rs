@@ -232,16 +232,13 @@ pub fn self_check(buffers: &mut EmbedBuffers, forced: Option<ExecutionClass>) ->
 fn measure(buffers: &mut EmbedBuffers, classify: bool) -> Result<ProbeDiffs, String> {
     let seq_len = buffers.seq_len();
     let policy = buffers.policy();
-    // Runs at the probe's own length where the model trims, else at seq_len.
-    let own = if policy.trims && policy.class != ExecutionClass::Padded {
-        PROBE.len()
+    // Runs at the probe's own length where the model trims, else at seq_len;
+    // the probe's arrays hold what the longest run reads.
+    let trims = policy.trims && policy.class != ExecutionClass::Padded;
+    let (own, width) = if trims {
+        (PROBE.len(), seq_len.min(PROBE_PADDED_LEN))
     } else {
-        seq_len
-    };
-    let width = if policy.trims {
-        seq_len.min(PROBE_PADDED_LEN)
-    } else {
-        seq_len
+        (seq_len, seq_len)
     };
     let (ids, mask) = probe_row(&PROBE, PROBE.len(), width);
     let alone_rows = rows_of(&[(&ids, &mask)], width);

@@ -188,7 +188,7 @@ def test_every_class_gives_the_row_alone_at_its_own_length(lib, test_model, mode
 
 @pytest.mark.parametrize("model", ["tiny_int8_dynamic", "tiny_mask_ignoring", "tiny_bert"])
 def test_padded_mode_gives_the_legacy_padded_vectors(lib, test_model, model, monkeypatch):
-    seq_len = 32
+    seq_len = 64  # above the self-check's padded probe (32 positions)
     reference = ReferenceEmbedder(test_model(model), seq_len, 24)
     ids, mask, types = synthetic_batch(14, seq_len)
     monkeypatch.setenv("C_EMBED_RUNTIME_PADDED", "1")
