@@ -42,7 +42,7 @@ Error-path models (all load and run in onnxruntime CPU)
   bad_rank1_output        output [b] (rank 1)                  -> unsupported_output_rank
   bad_rank0_output        output scalar (rank 0)               -> empty_output
   bad_wide_hidden         output [b, s, 16385] via Expand      -> invalid_hidden_dim
-  bad_int32_extra         + used input extra_int32 int32 [b, s] -> unsupported_input_type
+  bad_int32_extra         + used input extra_int32 int32 [b, s] -> refused at create (unsupported_input_type)
   bad_no_float_output     only output is int64 (ids copy)      -> no float output
   bad_empty_output        output [b, 0, 32] (empty Slice)      -> empty_output
   bad_sequence_input      input_ids + a sequence(float) input  -> input is not a tensor
