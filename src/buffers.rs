@@ -37,7 +37,7 @@ use ort::AsPointer;
 use crate::error::{CreateError, EmbedError};
 use crate::execution::{self, ExecutionClass, SelfCheck, ShapePolicy};
 use crate::model::{self, InputFill, OutputType};
-use crate::pooling::{self, Bf16, OutputElement, OutputLayout, F16};
+use crate::pooling::{self, Bf16, OutputLayout, F16};
 
 /// Batch rows sent to one run. A larger batch is split into runs of this many
 /// rows, which bounds the pool's memory by `MAX_ROWS_PER_RUN * seq_len`
@@ -246,27 +246,16 @@ impl OutputData<'_> {
         out_dim: usize,
         pooled: &mut [f32],
     ) -> Result<(), EmbedError> {
-        match *self {
-            Self::F32(data) => pool_rows(data, layout, rows, out, out_dim, pooled),
-            Self::F16(data) => pool_rows(data, layout, rows, out, out_dim, pooled),
-            Self::Bf16(data) => pool_rows(data, layout, rows, out, out_dim, pooled),
+        for (index, (row, out)) in rows.iter().zip(out.chunks_exact_mut(out_dim)).enumerate() {
+            match *self {
+                Self::F32(data) => pooling::pool(data, layout, index, row.mask, pooled),
+                Self::F16(data) => pooling::pool(data, layout, index, row.mask, pooled),
+                Self::Bf16(data) => pooling::pool(data, layout, index, row.mask, pooled),
+            }
+            pooling::fold_and_normalize(pooled, out)?;
         }
+        Ok(())
     }
-}
-
-fn pool_rows<T: OutputElement>(
-    data: &[T],
-    layout: OutputLayout,
-    rows: &TokenRows<'_>,
-    out: &mut [f32],
-    out_dim: usize,
-    pooled: &mut [f32],
-) -> Result<(), EmbedError> {
-    for (index, (row, out)) in rows.iter().zip(out.chunks_exact_mut(out_dim)).enumerate() {
-        pooling::pool(data, layout, index, row.mask, pooled);
-        pooling::fold_and_normalize(pooled, out)?;
-    }
-    Ok(())
 }
 
 /// The ONNX Runtime tensors of one run shape: views of the storages.

@@ -15,37 +15,31 @@ fn models_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
 }
 
-/// A generated test model (see tools/gen_test_models.py).
-pub fn test_model(name: &str) -> PathBuf {
-    let path = models_dir().join("test").join(format!("{name}.onnx"));
+/// A model `make setup` installs under models/, by its relative path.
+fn installed(relative: &str) -> PathBuf {
+    let path = models_dir().join(relative);
     assert!(
         path.exists(),
         "{} is missing: run `make setup`",
         path.display()
     );
     path
+}
+
+/// A generated test model (see tools/gen_test_models.py).
+pub fn test_model(name: &str) -> PathBuf {
+    installed(&format!("test/{name}.onnx"))
 }
 
 /// The real default model (all-MiniLM-L6-v2, int8).
 pub fn real_model() -> PathBuf {
-    let path = models_dir().join("all-MiniLM-L6-v2/model.onnx");
-    assert!(
-        path.exists(),
-        "{} is missing: run `make setup`",
-        path.display()
-    );
-    path
+    installed("all-MiniLM-L6-v2/model.onnx")
 }
 
-/// The second real model (paraphrase-MiniLM-L3-v2, fp32; `make setup` installs it).
+/// The second real model (paraphrase-MiniLM-L3-v2, fp32; its vocabulary is
+/// all-MiniLM-L6-v2's tokenizer's).
 pub fn paraphrase_model() -> PathBuf {
-    let path = models_dir().join("paraphrase-MiniLM-L3-v2/model.onnx");
-    assert!(
-        path.exists(),
-        "{} is missing: run `make setup`",
-        path.display()
-    );
-    path
+    installed("paraphrase-MiniLM-L3-v2/model.onnx")
 }
 
 pub fn c_string(s: &str) -> CString {
