@@ -297,12 +297,12 @@ test-install: setup build
 	@echo "test-install: ok"
 
 # examples/embed_ids.c, built as the repository's tests build C (warnings are errors).
-$(BUILD)/examples/embed_ids: examples/embed_ids.c include/c_embed_runtime.h $(LIB)
+$(BUILD)/examples/embed_ids: examples/embed_ids.c examples/example_options.h include/c_embed_runtime.h $(LIB)
 	@mkdir -p $(@D)
 	$(CC) -std=c11 $(CWARN) -O2 -Iinclude $< $(LINK_LIB) -o $@
 
 # examples/embed_text.c (text in), built the same way.
-$(BUILD)/examples/embed_text: examples/embed_text.c include/c_embed_runtime.h $(LIB)
+$(BUILD)/examples/embed_text: examples/embed_text.c examples/example_options.h include/c_embed_runtime.h $(LIB)
 	@mkdir -p $(@D)
 	$(CC) -std=c11 $(CWARN) -O2 -Iinclude $< $(LINK_LIB) -o $@
 

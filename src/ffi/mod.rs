@@ -264,9 +264,7 @@ unsafe fn embed_rows(
             return 0;
         };
         let runtime = &handle.runtime;
-        let (seq_len, out_dim) = (runtime.seq_len(), runtime.out_dim());
-        let Some((rows, token_count, out_count)) = row_sizes(rows, seq_len, out_dim) else {
-            handle.errors.set(INVALID_ROWS);
+        let Some((rows, token_count, out_count)) = batch_sizes(&handle, rows) else {
             return 0;
         };
         // SAFETY: each non-NULL array holds rows * seq_len (out: rows * out_dim)
@@ -279,10 +277,11 @@ unsafe fn embed_rows(
                 optional_slice_mut(out_vecs, out_count),
             )
         };
-        let (Some(ids), Some(out)) = (ids, out) else {
-            handle
-                .errors
-                .set("std_error:input_ids and out_vec must be non-NULL, aligned arrays");
+        let Some((ids, out)) = required(
+            &handle,
+            (ids, out),
+            "std_error:input_ids and out_vec must be non-NULL, aligned arrays",
+        ) else {
             return 0;
         };
         // NULL means "default"; a misaligned optional array is a caller's bug.
@@ -295,7 +294,7 @@ unsafe fn embed_rows(
             return 0;
         }
         let tokens = TokenRows {
-            seq_len,
+            seq_len: runtime.seq_len(),
             ids,
             mask,
             token_types,
@@ -305,22 +304,41 @@ unsafe fn embed_rows(
     })
 }
 
-/// The error of a batch whose row count is below 1 or whose arrays could not exist.
-const INVALID_ROWS: &str = "std_error:invalid_rows";
-
-/// `(rows, rows * seq_len, rows * out_dim)` for a caller's row count, or `None`
-/// when it is below 1 or its arrays could not exist (over `isize::MAX` bytes).
-fn row_sizes(rows: i64, seq_len: usize, out_dim: usize) -> Option<(usize, usize, usize)> {
+/// `(rows, rows * seq_len, rows * out_dim)` for a caller's row count on `handle`,
+/// or `None` after recording `std_error:invalid_rows` when it is below 1 or its
+/// arrays could not exist (over `isize::MAX` bytes).
+fn batch_sizes(handle: &Handle, rows: i64) -> Option<(usize, usize, usize)> {
+    let (seq_len, out_dim) = (handle.runtime.seq_len(), handle.runtime.out_dim());
     let fits = |count: usize, size: usize| {
         count
             .checked_mul(size)
             .filter(|&bytes| bytes <= isize::MAX as usize)
             .map(|_| count)
     };
-    let rows = usize::try_from(rows).ok().filter(|&n| n > 0)?;
-    let tokens = fits(rows.checked_mul(seq_len)?, size_of::<i64>())?;
-    let outs = fits(rows.checked_mul(out_dim)?, size_of::<f32>())?;
-    Some((rows, tokens, outs))
+    let sizes = usize::try_from(rows).ok().filter(|&n| n > 0).and_then(|n| {
+        let tokens = fits(n.checked_mul(seq_len)?, size_of::<i64>())?;
+        let outs = fits(n.checked_mul(out_dim)?, size_of::<f32>())?;
+        Some((n, tokens, outs))
+    });
+    if sizes.is_none() {
+        handle.errors.set("std_error:invalid_rows");
+    }
+    sizes
+}
+
+/// Both of a call's required arrays, or `None` after recording `message`.
+fn required<A, B>(
+    handle: &Handle,
+    arrays: (Option<A>, Option<B>),
+    message: &str,
+) -> Option<(A, B)> {
+    match arrays {
+        (Some(a), Some(b)) => Some((a, b)),
+        _ => {
+            handle.errors.set(message);
+            None
+        }
+    }
 }
 
 /// Runs an embed and records its result in the handle's error string ("" after a

@@ -7,8 +7,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::boundary::{catch_panic, optional_c_str, optional_slice, optional_slice_mut};
-use super::INVALID_ROWS;
-use super::{create_handle, finish_create, finish_embed, handle_ref, row_sizes, Handle};
+use super::{
+    batch_sizes, create_handle, finish_create, finish_embed, handle_ref, required, Handle,
+};
 use crate::error::{CreateError, EmbedError};
 use crate::text::{RowMut, TextTokenizer};
 
@@ -159,10 +160,7 @@ unsafe fn embed_texts(
         let Some(handle) = handle_ref(handle) else {
             return 0;
         };
-        let runtime = &handle.runtime;
-        let Some((rows, _, out_count)) = row_sizes(count, runtime.seq_len(), runtime.out_dim())
-        else {
-            handle.errors.set(INVALID_ROWS);
+        let Some((rows, _, out_count)) = batch_sizes(&handle, count) else {
             return 0;
         };
         // SAFETY: non-NULL arrays hold `rows` pointers and `rows * out_dim` floats
@@ -173,10 +171,11 @@ unsafe fn embed_texts(
                 optional_slice_mut(out_vecs, out_count),
             )
         };
-        let (Some(texts), Some(out)) = (texts, out) else {
-            handle
-                .errors
-                .set("std_error:texts and out_vec must be non-NULL, aligned arrays");
+        let Some((texts, out)) = required(
+            &handle,
+            (texts, out),
+            "std_error:texts and out_vec must be non-NULL, aligned arrays",
+        ) else {
             return 0;
         };
         finish_embed(&handle, || {
@@ -187,7 +186,7 @@ unsafe fn embed_texts(
                 // SAFETY: each element is NULL or NUL-terminated (the caller's contract).
                 .map(|(i, &text)| utf8(unsafe { optional_c_str(text) }, naming, i))
                 .collect::<Result<Vec<&str>, _>>()?;
-            tokenizer.embed(runtime, &texts, out)
+            tokenizer.embed(&handle.runtime, &texts, out)
         })
     })
 }
