@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, run_in_threads
 from tokenizers import Tokenizer as HfTokenizer
 
 from c_embed_runtime import EmbedRuntime, EmbedRuntimeError, Tokenizer
@@ -102,6 +102,25 @@ def test_vectors_equal_the_ids_path(text_runtime, tokenizer_json):
         f"{np.abs(single - from_ids).max():.3g}, max |embed_batch - embed_batch_ids| "
         f"{np.abs(batch - batch_ids).max():.3g}, max |embed_batch - embed| {np.abs(batch - single).max():.3g}"
     )
+
+
+def test_threads_sharing_a_handle_get_their_own_vectors(lib, real_model, tokenizer_json):
+    # Batches of 40 texts (more than one run of 32, more than the pooled rows keep)
+    # and single texts, from four threads on one handle at once.
+    texts = SENTENCES + SENTENCES[:9]
+    with EmbedRuntime(real_model, "CPU", 64, 384, tokenizer=tokenizer_json, library=lib) as runtime:
+        want = np.stack([runtime.embed(text) for text in texts])
+        results = [None] * 4
+
+        def worker(i):
+            if i % 2:
+                results[i] = runtime.embed_batch(texts)
+            else:
+                results[i] = np.stack([runtime.embed(text) for text in texts])
+
+        run_in_threads(worker, 4)
+        for got in results:
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
 
 
 def test_truncation_keeps_sep_unlike_the_legacy_host(lib, real_model, tokenizer_json):
