@@ -10,7 +10,7 @@ use super::boundary::{catch_panic, optional_c_str, optional_slice, optional_slic
 use super::{
     batch_sizes, create_handle, finish_create, finish_embed, handle_ref, required, Handle,
 };
-use crate::error::{CreateError, EmbedError};
+use crate::error::EmbedError;
 use crate::text::{RowMut, TextTokenizer};
 
 /// The error of a text call on a handle made without a tokenizer.
@@ -72,8 +72,7 @@ pub unsafe extern "C" fn c_embed_runtime_create_with_tokenizer(
         let path = tokenizer_path.map_or(Path::new(""), |p| {
             Path::new(OsStr::from_bytes(p.to_bytes()))
         });
-        handle.tokenizer =
-            Some(TextTokenizer::load(path, handle.runtime.seq_len()).map_err(Some::<CreateError>)?);
+        handle.tokenizer = Some(TextTokenizer::load(path, handle.runtime.seq_len()).map_err(Some)?);
         Ok(handle)
     });
     finish_create(created)
