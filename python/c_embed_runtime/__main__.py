@@ -33,7 +33,8 @@ CHUNK = 32
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="python -m c_embed_runtime",
-        description=__doc__.split("\n\n")[1],
+        description=__doc__.split("\n\n", 1)[1].replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Example: echo 'hello world' | python -m c_embed_runtime --model /path/to/model.onnx",
     )
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to embed (default: the lines of stdin)")
