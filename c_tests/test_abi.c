@@ -1400,6 +1400,208 @@ static void test_concurrent_batches(void)
 
 /* ---- main ----------------------------------------------------------------------- */
 
+/* ---- text in -------------------------------------------------------------------- */
+
+#define TINY_TOKENIZER "tiny_tokenizer.json"
+#define NO_TOKENIZER \
+    "std_error:no tokenizer: create the handle with c_embed_runtime_create_with_tokenizer"
+#define NULL_TEXTS "std_error:texts and out_vec must be non-NULL, aligned arrays"
+
+/* A tiny_bert handle with the WordPiece tokenizer of tools/gen_test_models.py. */
+static void *open_text_at(where_t at, int64_t seq_len, int32_t out_dim)
+{
+    char model[4096], tokenizer[4096];
+    model_path(model, sizeof model, "tiny_bert.onnx");
+    model_path(tokenizer, sizeof tokenizer, TINY_TOKENIZER);
+    void *h = c_embed_runtime_create_with_tokenizer(model, tokenizer, "CPU", seq_len, out_dim, 1, 1);
+    record(at, h != NULL, "create_with_tokenizer failed: \"%s\"",
+           c_embed_runtime_last_create_error());
+    return h;
+}
+
+#define OPEN_TEXT(seq_len, out_dim) open_text_at(HERE, (seq_len), (out_dim))
+
+/* embed_text succeeds (1, last_error ""); returns the vector (free() it). */
+static float *embed_text_at(where_t at, void *h, const char *text)
+{
+    float *out = new_vec(out_dim_of(h));
+    int32_t rc = c_embed_runtime_embed_text(h, text, out);
+    record(at, rc == 1, "embed_text returned %d (last_error \"%s\")", rc,
+           c_embed_runtime_last_error(h));
+    check_str_at(at, STR_EXACT, "last_error after embed_text", c_embed_runtime_last_error(h), "");
+    return out;
+}
+
+#define EMBED_TEXT(h, text) embed_text_at(HERE, (h), (text))
+
+/* embed_text fails with `expected` and leaves out_vec untouched. */
+static void embed_text_fails_at(where_t at, void *h, const char *text, str_match_t match,
+                                const char *expected)
+{
+    size_t n = out_dim_of(h);
+    float *out = new_vec(n);
+    check_int_at(at, "embed_text return", c_embed_runtime_embed_text(h, text, out), 0);
+    check_str_at(at, match, "last_error", c_embed_runtime_last_error(h), expected);
+    record(at, is_untouched(out, n), "out_vec was written by a failed embed_text");
+    free(out);
+}
+
+#define EMBED_TEXT_FAILS(h, text, expected) embed_text_fails_at(HERE, (h), (text), STR_EXACT, (expected))
+
+/* Bad tokenizer paths fail the create with std_create_error and their reason. */
+static void test_text_create_errors(void)
+{
+    char model[4096], dir[4096], not_json[4096];
+    model_path(model, sizeof model, "tiny_bert.onnx");
+    model_path(dir, sizeof dir, "");
+    model_path(not_json, sizeof not_json, "tiny_bert.onnx");
+    static const struct {
+        const char *tokenizer;
+        str_match_t match;
+        const char *error;
+    } cases[] = {
+        {NULL, STR_EXACT, "std_create_error:tokenizer path is empty"},
+        {"", STR_EXACT, "std_create_error:tokenizer path is empty"},
+        {"/nonexistent/tokenizer.json", STR_PREFIX,
+         "std_create_error:cannot load tokenizer /nonexistent/tokenizer.json: "},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        set_context("tokenizer %s", cases[i].tokenizer ? cases[i].tokenizer : "NULL");
+        void *h = c_embed_runtime_create_with_tokenizer(model, cases[i].tokenizer, "CPU", SEQ, 24,
+                                                        1, 1);
+        CHECK(h == NULL);
+        check_str_at(HERE, cases[i].match, "last_create_error", c_embed_runtime_last_create_error(),
+                     cases[i].error);
+    }
+    set_context("%s", "");
+    /* a directory, and a file that is not a tokenizer.json (the model itself) */
+    CHECK(c_embed_runtime_create_with_tokenizer(model, dir, "CPU", SEQ, 24, 1, 1) == NULL);
+    CHECK_CONTAINS(c_embed_runtime_last_create_error(), "is a directory");
+    CHECK(c_embed_runtime_create_with_tokenizer(model, not_json, "CPU", SEQ, 24, 1, 1) == NULL);
+    CHECK_PREFIX(c_embed_runtime_last_create_error(), "std_create_error:cannot load tokenizer ");
+    /* the model's errors come first, as with c_embed_runtime_create */
+    CHECK(c_embed_runtime_create_with_tokenizer(NULL, NULL, "CPU", SEQ, 24, 1, 1) == NULL);
+    CHECK_STR(c_embed_runtime_last_create_error(), "std_create_error:model path is empty");
+    void *h = OPEN_TEXT(SEQ, 24);
+    CHECK_STR(c_embed_runtime_last_create_error(), "");
+    c_embed_runtime_destroy(h);
+}
+
+/*
+ * Text in: the tokens are the tokenizer's ("[CLS] hello world ##s , [UNK] ! [SEP]"),
+ * padded with 0; a long text keeps [SEP]; the vector of a text is the vector of
+ * its tokens through c_embed_runtime_embed, bit for bit; a batch row is its
+ * single embed_text within BATCH_TOLERANCE.
+ */
+static void test_text_matches_ids(void)
+{
+    static const int64_t want_ids[SEQ] = {2, 4, 5, 6, 18, 1, 19, 3};
+    static const int64_t want_mask[SEQ] = {1, 1, 1, 1, 1, 1, 1, 1};
+    static const int64_t zeros[SEQ] = {0};
+    const char *text = "Hello worlds, bye!";
+    void *h = OPEN_TEXT(SEQ, 24);
+    int64_t *ids = make_ids(SEQ, 1), *mask = make_ids(SEQ, 2), *types = make_ids(SEQ, 3);
+    CHECK_INT(c_embed_runtime_tokenize(h, text, ids, mask, types), 8);
+    CHECK(memcmp(ids, want_ids, sizeof want_ids) == 0);
+    CHECK(memcmp(mask, want_mask, sizeof want_mask) == 0);
+    CHECK(memcmp(types, zeros, sizeof zeros) == 0);
+    CHECK_STR(c_embed_runtime_last_error(h), "");
+    float *from_ids = EMBED(h, ids, mask, types);
+    float *from_text = EMBED_TEXT(h, text);
+    CHECK(same_bits(from_text, from_ids, 24));
+    CHECK_UNIT(from_text, 24);
+
+    /* Truncated to seq_len with [SEP] kept; NULL arrays are not written. */
+    CHECK_INT(c_embed_runtime_tokenize(h, "hello hello hello hello hello hello hello hello hello "
+                                          "hello hello hello hello hello hello hello hello",
+                                       ids, NULL, NULL),
+              SEQ);
+    CHECK_INT(ids[0], 2);
+    CHECK_INT(ids[1], 4);
+    CHECK_INT(ids[SEQ - 1], 3);
+    CHECK_INT(c_embed_runtime_tokenize(h, "", NULL, NULL, NULL), 2);
+
+    /* A batch: each row is its single embed_text. */
+    const char *texts[] = {text, "the cat sat on the mat.", "", "Café over THERE?"};
+    enum { N = sizeof texts / sizeof texts[0] };
+    float *batch = new_vec(N * 24);
+    CHECK_INT(c_embed_runtime_embed_text_batch(h, texts, N, batch), 1);
+    CHECK_STR(c_embed_runtime_last_error(h), "");
+    for (size_t i = 0; i < N; i++) {
+        set_context("text %zu", i);
+        float *single = EMBED_TEXT(h, texts[i]);
+        double diff = max_abs_diff(batch + i * 24, single, 24);
+        record(HERE, diff <= BATCH_TOLERANCE, "batch row differs from embed_text by %g", diff);
+        free(single);
+    }
+    set_context("%s", "");
+    free(batch);
+    free(from_ids);
+    free(from_text);
+    free(ids);
+    free(mask);
+    free(types);
+    c_embed_runtime_destroy(h);
+}
+
+/* Bad text arguments fail with their std_error and the handle keeps working. */
+static void test_text_bad_arguments(void)
+{
+    void *h = OPEN_TEXT(SEQ, 24);
+    EMBED_TEXT_FAILS(h, NULL, "std_error:text is NULL");
+    EMBED_TEXT_FAILS(h, "caf\xc3", "std_error:text is not valid UTF-8 (invalid byte at offset 3)");
+    EMBED_TEXT_FAILS(h, "\xff hello", "std_error:text is not valid UTF-8 (invalid byte at offset 0)");
+    CHECK_INT(c_embed_runtime_embed_text(h, "hello", NULL), 0);
+    CHECK_STR(c_embed_runtime_last_error(h), NULL_TEXTS);
+    int64_t *ids = make_ids(SEQ, 4);
+    CHECK_INT(c_embed_runtime_tokenize(h, NULL, ids, NULL, NULL), -1);
+    CHECK_STR(c_embed_runtime_last_error(h), "std_error:text is NULL");
+    CHECK_INT(c_embed_runtime_tokenize(h, "\xc0\xaf", ids, NULL, NULL), -1);
+    CHECK_PREFIX(c_embed_runtime_last_error(h), "std_error:text is not valid UTF-8");
+
+    const char *texts[] = {"hello", NULL, "\xff"};
+    float *out = new_vec(3 * 24);
+    CHECK_INT(c_embed_runtime_embed_text_batch(h, texts, 3, out), 0);
+    CHECK_STR(c_embed_runtime_last_error(h), "std_error:texts[1] is NULL");
+    texts[1] = "world";
+    CHECK_INT(c_embed_runtime_embed_text_batch(h, texts, 3, out), 0);
+    CHECK_STR(c_embed_runtime_last_error(h), "std_error:texts[2] is not valid UTF-8 (invalid byte at offset 0)");
+    CHECK_INT(c_embed_runtime_embed_text_batch(h, texts, 0, out), 0);
+    CHECK_STR(c_embed_runtime_last_error(h), INVALID_ROWS);
+    CHECK_INT(c_embed_runtime_embed_text_batch(h, texts, -1, out), 0);
+    CHECK_STR(c_embed_runtime_last_error(h), INVALID_ROWS);
+    CHECK_INT(c_embed_runtime_embed_text_batch(h, NULL, 2, out), 0);
+    CHECK_STR(c_embed_runtime_last_error(h), NULL_TEXTS);
+    CHECK_INT(c_embed_runtime_embed_text_batch(h, texts, 2, NULL), 0);
+    CHECK_STR(c_embed_runtime_last_error(h), NULL_TEXTS);
+    CHECK(is_untouched(out, 3 * 24));
+    /* the handle still works */
+    CHECK_INT(c_embed_runtime_embed_text_batch(h, texts, 2, out), 1);
+    CHECK_STR(c_embed_runtime_last_error(h), "");
+
+    /* NULL handle: 0 / -1, nothing written. */
+    float *untouched = new_vec(24);
+    CHECK_INT(c_embed_runtime_embed_text(NULL, "hello", untouched), 0);
+    CHECK_INT(c_embed_runtime_embed_text_batch(NULL, texts, 2, untouched), 0);
+    CHECK_INT(c_embed_runtime_tokenize(NULL, "hello", ids, NULL, NULL), -1);
+    CHECK(c_embed_runtime_create_with_tokenizer(NULL, NULL, NULL, 0, 0, 0, 0) == NULL);
+    CHECK(is_untouched(untouched, 24));
+    c_embed_runtime_destroy(h);
+
+    /* A handle without a tokenizer: the text calls say how to get one; ids work. */
+    void *plain = OPEN("tiny_bert.onnx", SEQ, 24);
+    EMBED_TEXT_FAILS(plain, "hello", NO_TOKENIZER);
+    CHECK_INT(c_embed_runtime_embed_text_batch(plain, texts, 2, out), 0);
+    CHECK_STR(c_embed_runtime_last_error(plain), NO_TOKENIZER);
+    CHECK_INT(c_embed_runtime_tokenize(plain, "hello", ids, NULL, NULL), -1);
+    CHECK_STR(c_embed_runtime_last_error(plain), NO_TOKENIZER);
+    free(EMBED(plain, ids, NULL, NULL));
+    c_embed_runtime_destroy(plain);
+    free(untouched);
+    free(out);
+    free(ids);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -1443,6 +1645,9 @@ int main(int argc, char **argv)
     test_concurrent_embeds();
     test_error_string_survives_other_threads();
     test_concurrent_batches();
+    test_text_create_errors();
+    test_text_matches_ids();
+    test_text_bad_arguments();
 
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;

@@ -27,11 +27,12 @@
  * Exit status: 0 on success, 1 when the model or an embed fails, 2 on bad usage
  * or bad input.
  *
- * Build (after `make install`):
+ * Build (after `make install`; example_options.h beside it):
  *   cc -std=c11 -O2 embed_ids.c $(pkg-config --cflags --libs c_embed_runtime) -o embed_ids
  */
 
 #include "c_embed_runtime.h"
+#include "example_options.h" /* the command line, shared with embed_text.c */
 
 #include <errno.h>
 #include <inttypes.h>
@@ -39,16 +40,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct options {
-    const char *model;
-    const char *ids_file;
-    const char *device;
-    int64_t seq_len;
-    int32_t out_dim; /* 0: the model's hidden size */
-    int32_t threads;
-    int32_t strict;
-};
 
 /* One sequence, padded to seq_len: ids, mask and token types. */
 struct row {
@@ -64,78 +55,6 @@ static void usage(FILE *to)
           "Reads one sequence of token ids per line (\"ids [| mask [| types]]\") from\n"
           "IDS_FILE or standard input and prints one vector per line.\n",
           to);
-}
-
-/* Parses a whole decimal integer in [min, max]; returns 0 if it is not one. */
-static int parse_int(const char *text, long long min, long long max, long long *value)
-{
-    char *end = NULL;
-    errno = 0;
-    long long parsed = strtoll(text, &end, 10);
-    if (end == text || *end != '\0' || errno == ERANGE || parsed < min || parsed > max) {
-        return 0;
-    }
-    *value = parsed;
-    return 1;
-}
-
-static int parse_options(int argc, char **argv, struct options *opt)
-{
-    const char *positional[2] = {NULL, NULL};
-    int n_positional = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        long long value = 0;
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            usage(stdout);
-            exit(0);
-        } else if (strcmp(arg, "--strict") == 0) {
-            opt->strict = 1;
-        } else if (strcmp(arg, "--device") == 0 || strcmp(arg, "--seq-len") == 0 ||
-                   strcmp(arg, "--out-dim") == 0 || strcmp(arg, "--threads") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "embed_ids: %s needs a value\n", arg);
-                return 0;
-            }
-            const char *text = argv[++i];
-            if (strcmp(arg, "--device") == 0) {
-                opt->device = text;
-            } else if (strcmp(arg, "--seq-len") == 0) {
-                if (!parse_int(text, 1, 1048576, &value)) {
-                    fprintf(stderr, "embed_ids: --seq-len: not a number in 1..1048576: %s\n", text);
-                    return 0;
-                }
-                opt->seq_len = (int64_t)value;
-            } else if (strcmp(arg, "--out-dim") == 0) {
-                if (!parse_int(text, 1, 1 << 20, &value)) {
-                    fprintf(stderr, "embed_ids: --out-dim: not a number in 1..1048576: %s\n", text);
-                    return 0;
-                }
-                opt->out_dim = (int32_t)value;
-            } else {
-                if (!parse_int(text, 1, 64, &value)) {
-                    fprintf(stderr, "embed_ids: --threads: not a number in 1..64: %s\n", text);
-                    return 0;
-                }
-                opt->threads = (int32_t)value;
-            }
-        } else if (arg[0] == '-' && arg[1] == '-') {
-            fprintf(stderr, "embed_ids: unknown option %s\n", arg);
-            return 0;
-        } else if (n_positional < 2) {
-            positional[n_positional++] = arg;
-        } else {
-            fprintf(stderr, "embed_ids: too many arguments: %s\n", arg);
-            return 0;
-        }
-    }
-    if (n_positional == 0) {
-        fputs("embed_ids: no model given\n", stderr);
-        return 0;
-    }
-    opt->model = positional[0];
-    opt->ids_file = positional[1];
-    return 1;
 }
 
 /*
@@ -266,12 +185,11 @@ static int parse_row(char *line, int64_t seq_len, struct row *row, long line_no)
 /* Creates a handle, or prints why it could not and returns NULL. */
 static void *open_model(const struct options *opt, int32_t out_dim)
 {
-    void *handle =
-        c_embed_runtime_create(opt->model, opt->device, opt->seq_len, out_dim, opt->threads,
-                               opt->strict);
+    void *handle = c_embed_runtime_create(opt->paths[0], opt->device, opt->seq_len, out_dim,
+                                          opt->threads, opt->strict);
     if (handle == NULL) {
         /* Owned by the library; read it before this thread's next create. */
-        fprintf(stderr, "embed_ids: cannot open %s: %s\n", opt->model,
+        fprintf(stderr, "embed_ids: cannot open %s: %s\n", opt->paths[0],
                 c_embed_runtime_last_create_error());
     }
     return handle;
@@ -279,19 +197,14 @@ static void *open_model(const struct options *opt, int32_t out_dim)
 
 int main(int argc, char **argv)
 {
-    struct options opt = {NULL, NULL, "CPU", 128, 0, 1, 0};
-    if (!parse_options(argc, argv, &opt)) {
+    struct options opt = default_options("embed_ids");
+    if (!parse_options(argc, argv, 1, "no model given", usage, &opt)) {
         usage(stderr);
         return 2;
     }
-
-    FILE *in = stdin;
-    if (opt.ids_file != NULL && strcmp(opt.ids_file, "-") != 0) {
-        in = fopen(opt.ids_file, "r");
-        if (in == NULL) {
-            fprintf(stderr, "embed_ids: cannot read %s: %s\n", opt.ids_file, strerror(errno));
-            return 2;
-        }
+    FILE *in = open_input(&opt);
+    if (in == NULL) {
+        return 2;
     }
 
     int status = 1;
@@ -304,25 +217,9 @@ int main(int argc, char **argv)
     long line_no = 0;
     int got = 0;
 
-    void *handle = open_model(&opt, opt.out_dim > 0 ? opt.out_dim : 1);
+    void *handle = open_sized(&opt, open_model);
     if (handle == NULL) {
         goto done;
-    }
-    if (opt.out_dim == 0) {
-        /* No --out-dim: reopen with the model's hidden size, so the vectors are
-         * neither cut nor zero-padded. */
-        int32_t hidden = c_embed_runtime_hidden_size(handle);
-        c_embed_runtime_destroy(handle);
-        handle = NULL;
-        if (hidden <= 0) {
-            fprintf(stderr, "embed_ids: %s: no usable output; pass --out-dim to see why\n",
-                    opt.model);
-            goto done;
-        }
-        handle = open_model(&opt, hidden);
-        if (handle == NULL) {
-            goto done;
-        }
     }
 
     /* The effective (clamped) sizes: embed reads seq_len values from each array and
@@ -338,7 +235,7 @@ int main(int argc, char **argv)
         goto done;
     }
     fprintf(stderr, "embed_ids: %s on %s, seq_len %" PRId64 ", out_dim %" PRId32 "\n",
-            opt.model, c_embed_runtime_selected_device(handle), seq_len, out_dim);
+            opt.paths[0], c_embed_runtime_selected_device(handle), seq_len, out_dim);
 
     while ((got = read_line(in, &line, &line_capacity)) == 1) {
         line_no++;
@@ -360,22 +257,14 @@ int main(int argc, char **argv)
                     c_embed_runtime_last_error(handle));
             goto done;
         }
-        for (int32_t i = 0; i < out_dim; i++) {
-            printf(i ? " %.7g" : "%.7g", (double)vector[i]);
-        }
-        putchar('\n');
+        print_vector(vector, out_dim);
     }
     if (got < 0) {
         fputs("embed_ids: error reading the ids\n", stderr);
         status = 2;
         goto done;
     }
-    if (c_embed_runtime_cpu_fallback_detected(handle)) {
-        fprintf(stderr, "embed_ids: warning: ONNX Runtime fell back to the CPU: %s\n",
-                c_embed_runtime_cpu_fallback_detail(handle));
-    }
-    if (fflush(stdout) != 0) {
-        fprintf(stderr, "embed_ids: cannot write the vectors: %s\n", strerror(errno));
+    if (!finish_output(&opt, handle)) {
         goto done;
     }
     status = 0;

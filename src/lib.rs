@@ -11,6 +11,7 @@
 //! - [`pooling`]: mean pooling, folding and normalisation.
 //! - [`fallback`]: CPU-fallback signal detection.
 //! - [`loader`]: finding and loading the ONNX Runtime library.
+//! - [`text`] (feature `text`, on by default): `tokenizer.json` tokenizers and text in.
 //! - `alloc_counter` (feature `alloc-counter`, benchmark builds only): counts Rust heap allocations.
 
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
@@ -28,3 +29,5 @@ pub mod model;
 pub mod pooling;
 pub mod runtime;
 pub mod session;
+#[cfg(feature = "text")]
+pub mod text;

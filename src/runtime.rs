@@ -349,7 +349,7 @@ fn check_model_path(path: &Path) -> Result<(), CreateError> {
 
 /// A path for an error message, cut to a readable length (a caller may pass
 /// a path of any size).
-fn shown(path: &Path) -> String {
+pub fn shown(path: &Path) -> String {
     const MAX_CHARS: usize = 240;
     let full = path.display().to_string();
     match full.char_indices().nth(MAX_CHARS) {

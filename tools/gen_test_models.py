@@ -50,7 +50,12 @@ Error-path models (all load and run in onnxruntime CPU)
   bad_string_input        + an unused string input `text`      -> refused at create
   bad_huge_extra          + float input [1, 100000, 1000] (400 MB of zeros) -> refused at create
 (tiny_static16 opened with a seq_len other than 16 is refused at create too.)
+Tokenizer (text in)
+  tiny_tokenizer.json     a BERT WordPiece tokenizer.json (lower-casing normalizer, BERT
+                          pre-tokenizer, [CLS] ... [SEP]) over a 24-token vocabulary, ids
+                          below the models' 100: [PAD] 0, [UNK] 1, [CLS] 2, [SEP] 3.
 """
+import json
 import os
 import sys
 import tempfile
@@ -226,19 +231,56 @@ MODELS = {  # name -> bert() options, or a standalone builder
 }
 
 
+TOKENIZER_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello", "world", "##s", "the", "a", "cat", "dog",
+                   "sat", "on", "mat", "is", "it", "##ting", ".", ",", "!", "?", "cafe", "over", "there"]
+
+
+def tiny_tokenizer():
+    """The tokenizer.json of the docstring (what all-MiniLM-L6-v2's holds, smaller)."""
+    special = {name: {"id": name, "ids": [TOKENIZER_VOCAB.index(name)], "tokens": [name]} for name in ("[CLS]", "[SEP]")}
+    piece = lambda kind, name, type_id: {kind: {"id": name, "type_id": type_id}}  # noqa: E731
+    return {
+        "version": "1.0",
+        "truncation": {"direction": "Right", "max_length": 512, "strategy": "LongestFirst", "stride": 0},
+        "padding": None,
+        "added_tokens": [
+            {"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
+             "special": True}
+            for i, t in enumerate(TOKENIZER_VOCAB[:4])
+        ],
+        "normalizer": {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True,
+                       "strip_accents": None, "lowercase": True},
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+        "post_processor": {
+            "type": "TemplateProcessing",
+            "single": [piece("SpecialToken", "[CLS]", 0), piece("Sequence", "A", 0), piece("SpecialToken", "[SEP]", 0)],
+            "pair": [piece("SpecialToken", "[CLS]", 0), piece("Sequence", "A", 0), piece("SpecialToken", "[SEP]", 0),
+                     piece("Sequence", "B", 1), piece("SpecialToken", "[SEP]", 1)],
+            "special_tokens": special,
+        },
+        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
+        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                  "max_input_chars_per_word": 100, "vocab": {t: i for i, t in enumerate(TOKENIZER_VOCAB)}},
+    }
+
+
+def write(path, data: bytes):
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+    print(path)
+
+
 def main(argv):
     if len(argv) != 2:
         sys.exit(f"usage: {argv[0]} OUT_DIR")
     os.makedirs(argv[1], exist_ok=True)
     for name, spec in MODELS.items():
-        path = os.path.join(argv[1], name + ".onnx")
         model = spec() if callable(spec) else bert(name, **spec)
-        data = model.SerializeToString()
-        tmp = path + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-        print(path)
+        write(os.path.join(argv[1], name + ".onnx"), model.SerializeToString())
+    tokenizer = json.dumps(tiny_tokenizer(), indent=1, sort_keys=True).encode()
+    write(os.path.join(argv[1], "tiny_tokenizer.json"), tokenizer)
 
 
 if __name__ == "__main__":

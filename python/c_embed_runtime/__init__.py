@@ -9,15 +9,20 @@ it.
   the library's major.minor version is the package's.
 * :class:`EmbedRuntime` owns one handle::
 
-      with EmbedRuntime("models/all-MiniLM-L6-v2/model.onnx", device="CPU") as rt:
+      with EmbedRuntime("/path/to/all-MiniLM-L6-v2/model.onnx", device="CPU") as rt:
           vector = rt.embed("A man is playing a guitar.")      # float32, (384,)
           matrix = rt.embed_batch(["one", "two"])              # float32, (2, 384)
 
-  It keeps its ctypes pointers and numpy buffers for the life of the handle:
-  :meth:`EmbedRuntime.embed_ids` copies the caller's values into them and creates
-  no Python object that outlives the call beyond the returned array.
-* :class:`Tokenizer` turns text into the ids, mask and token types the ABI takes,
-  as the legacy host did (needs ``tokenizers``: the ``text`` extra).
+  Text is tokenized by the library (its ``text`` feature) with the
+  ``tokenizer.json`` beside the model or the one passed as ``tokenizer=``: no
+  Python tokenizer is needed. It keeps its ctypes pointers and numpy buffers for
+  the life of the handle: :meth:`EmbedRuntime.embed_ids` copies the caller's
+  values into them and creates no Python object that outlives the call beyond
+  the returned array.
+* :class:`Tokenizer` turns text into the ids, mask and token types the ABI takes
+  in Python, as the legacy host did (needs ``tokenizers``: the ``text`` extra);
+  for hosts that feed :meth:`EmbedRuntime.embed_ids` themselves.
+* ``python -m c_embed_runtime --help``: embeds text from the command line.
 
 Every failure (loading, create, embed) raises :class:`EmbedRuntimeError`; when the
 library failed, its message is the library's error string.
@@ -39,9 +44,12 @@ __all__ = [
     "EmbedRuntime",
     "EmbedRuntimeError",
     "LIBRARY_ENV",
+    "LibraryTokenizer",
     "PROTOTYPES",
+    "TEXT_FUNCTIONS",
     "Tokenizer",
     "__version__",
+    "has_text",
     "library_candidates",
     "library_path",
     "load",
@@ -78,7 +86,29 @@ PROTOTYPES = {
     ),
     "c_embed_runtime_hidden_size": (c_int32, [c_void_p]),
     "c_embed_runtime_version": (c_char_p, []),
+    # Text in (the library's `text` feature, on by default).
+    "c_embed_runtime_create_with_tokenizer": (
+        c_void_p,
+        [c_char_p, c_char_p, c_char_p, c_int64, c_int32, c_int32, c_int32],
+    ),
+    "c_embed_runtime_embed_text": (c_int32, [c_void_p, c_char_p, POINTER(c_float)]),
+    "c_embed_runtime_embed_text_batch": (c_int32, [c_void_p, POINTER(c_char_p), c_int64, POINTER(c_float)]),
+    "c_embed_runtime_tokenize": (
+        c_int64,
+        [c_void_p, c_char_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64)],
+    ),
 }
+
+#: The functions of :data:`PROTOTYPES` that an ids-only build of the library
+#: (``cargo build --no-default-features``) lacks; see :func:`has_text`.
+TEXT_FUNCTIONS = frozenset(
+    {
+        "c_embed_runtime_create_with_tokenizer",
+        "c_embed_runtime_embed_text",
+        "c_embed_runtime_embed_text_batch",
+        "c_embed_runtime_tokenize",
+    }
+)
 
 _I64_PTR = POINTER(c_int64)
 _F32_PTR = POINTER(c_float)
@@ -182,6 +212,8 @@ def _prepare(lib: ctypes.CDLL, name: str) -> ctypes.CDLL:
         try:
             function = getattr(lib, function_name)
         except AttributeError:
+            if function_name in TEXT_FUNCTIONS:  # an ids-only build
+                continue
             raise EmbedRuntimeError(
                 f"{name} has no {function_name}: not a c_embed_runtime {_major_minor(__version__)} library"
             ) from None
@@ -194,6 +226,13 @@ def _prepare(lib: ctypes.CDLL, name: str) -> ctypes.CDLL:
             f"needs {_major_minor(__version__)}.x"
         )
     return lib
+
+
+def has_text(lib: ctypes.CDLL | None = None) -> bool:
+    """Whether ``lib`` (default: :func:`load`'s library) takes text: it was built
+    with the ``text`` feature (the default) and exports :data:`TEXT_FUNCTIONS`."""
+    lib = lib if lib is not None else load()
+    return all(hasattr(lib, name) for name in TEXT_FUNCTIONS)
 
 
 def _major_minor(text: str) -> str:
@@ -280,6 +319,54 @@ class Tokenizer:
         return ids, mask, types
 
 
+class LibraryTokenizer:
+    """The tokenizer of an :class:`EmbedRuntime` handle: the ``tokenizer.json`` the
+    library loaded, tokenizing in the library (``c_embed_runtime_tokenize``). Same
+    calls as :class:`Tokenizer`, without the ``tokenizers`` package; truncation keeps
+    the special tokens (as :class:`Tokenizer` does)."""
+
+    def __init__(self, runtime: "EmbedRuntime", path: Path):
+        self._runtime = runtime
+        self.path = path
+        self.seq_len = runtime.seq_len
+
+    def __call__(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(ids, mask, types)`` of ``text``: int64 arrays of ``seq_len`` values,
+        the text's tokens then zeros."""
+        return self.tokenize(text)[1:]
+
+    def tokenize(self, text: str) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+        """``(count, ids, mask, types)``: the number of tokens after truncation and
+        the arrays of :meth:`__call__`."""
+        arrays = [np.zeros(self.seq_len, dtype=np.int64) for _ in range(3)]
+        count = self._runtime._lib.c_embed_runtime_tokenize(
+            self._runtime._open_handle(), _encode_text(text), *(a.ctypes.data_as(_I64_PTR) for a in arrays)
+        )
+        if count < 0:
+            raise EmbedRuntimeError(self._runtime.last_error)
+        return (int(count), *arrays)
+
+    def batch(self, texts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(ids, mask, types)`` of every text: int64 arrays of shape ``(len(texts), seq_len)``."""
+        rows = [self(text) for text in texts]
+        if not rows:
+            return tuple(np.zeros((0, self.seq_len), dtype=np.int64) for _ in range(3))
+        return tuple(np.stack(column) for column in zip(*rows))
+
+    def __repr__(self) -> str:
+        return f"LibraryTokenizer({str(self.path)!r}, seq_len={self.seq_len})"
+
+
+def _encode_text(text: str) -> bytes:
+    """``text`` as the NUL-terminated UTF-8 the library takes."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, not {type(text).__name__}")
+    encoded = text.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError
+    if b"\0" in encoded:
+        raise ValueError("text contains a NUL character, which C strings cannot hold")
+    return encoded
+
+
 # ---- the runtime -------------------------------------------------------------------
 
 
@@ -292,9 +379,10 @@ class EmbedRuntime:
     - ``seq_len``: tokens per sequence (the library clamps it to at least 8);
       ``out_dim``: length of each vector; ``threads``: ONNX Runtime intra-op threads.
     - ``strict``: embeds fail once a CPU fallback was seen on a non-CPU device.
-    - ``tokenizer``: a ``tokenizer.json`` path or a :class:`Tokenizer`, for
-      :meth:`embed` and :meth:`embed_batch`. Default: ``tokenizer.json`` beside the
-      model, if there is one.
+    - ``tokenizer``: a ``tokenizer.json`` path (or a :class:`Tokenizer`, for its
+      path) that the library loads for :meth:`embed` and :meth:`embed_batch`.
+      Default: ``tokenizer.json`` beside the model, if there is one. Text is
+      truncated to ``seq_len`` tokens with the special tokens kept.
     - ``library``: a library path or loaded ``CDLL``; default as :func:`load`.
 
     Raises :class:`EmbedRuntimeError` with the library's message when the create
@@ -319,20 +407,28 @@ class EmbedRuntime:
         self._handle = None  # close() and __del__ work whatever fails below
         lib = load(library)
         self._lib = lib
-        encoded_device = None if device is None else device.encode()
-        handle = lib.c_embed_runtime_create(
-            os.fsencode(model), encoded_device, seq_len, out_dim, threads, 1 if strict else 0
-        )
+        tokenizer_path, self._no_tokenizer = self._tokenizer_path(lib, model, tokenizer)
+        arguments = (None if device is None else device.encode(), seq_len, out_dim, threads, 1 if strict else 0)
+        if tokenizer_path is None:
+            handle = lib.c_embed_runtime_create(os.fsencode(model), *arguments)
+        else:
+            handle = lib.c_embed_runtime_create_with_tokenizer(
+                os.fsencode(model), os.fsencode(tokenizer_path), *arguments
+            )
         if not handle:
             raise EmbedRuntimeError(_text(lib.c_embed_runtime_last_create_error()))
         self._handle = handle
         try:
             self._seq_len = int(lib.c_embed_runtime_seq_len(handle))
             self._out_dim = int(lib.c_embed_runtime_output_dim(handle))
-            self._tokenizer, self._no_tokenizer = self._open_tokenizer(model, tokenizer)
+            if isinstance(tokenizer, Tokenizer) and tokenizer.seq_len != self._seq_len:
+                raise EmbedRuntimeError(
+                    f"the tokenizer pads to {tokenizer.seq_len} tokens, the runtime takes {self._seq_len}"
+                )
         except BaseException:
             self.close()
             raise
+        self._tokenizer = None if tokenizer_path is None else LibraryTokenizer(self, Path(tokenizer_path))
         # The buffers every embed_ids call reuses, and the ctypes pointers to them:
         # made once, so a call converts nothing.
         self._ids = np.zeros(self._seq_len, dtype=np.int64)
@@ -344,27 +440,27 @@ class EmbedRuntime:
         self._types_ptr = self._types.ctypes.data_as(_I64_PTR)
         self._out_ptr = self._out.ctypes.data_as(_F32_PTR)
         self._embed_fn = lib.c_embed_runtime_embed
+        self._embed_text_fn = getattr(lib, "c_embed_runtime_embed_text", None)
         self._lock = threading.Lock()
 
-    def _open_tokenizer(self, model, tokenizer) -> tuple[Tokenizer | None, str]:
-        """The tokenizer, or None and why there is none."""
+    @staticmethod
+    def _tokenizer_path(lib, model, tokenizer) -> tuple[str | os.PathLike | None, str]:
+        """The tokenizer.json for the library to load, or None and why there is none
+        (the library reports an unreadable or invalid file at create)."""
         if isinstance(tokenizer, Tokenizer):
-            if tokenizer.seq_len != self._seq_len:
-                raise EmbedRuntimeError(
-                    f"the tokenizer pads to {tokenizer.seq_len} tokens, the runtime takes {self._seq_len}"
-                )
-            return tokenizer, ""
-        if tokenizer is not None:
-            if not Path(tokenizer).is_file():
-                raise EmbedRuntimeError(f"tokenizer {os.fsdecode(tokenizer)} is not a file")
-            return Tokenizer(tokenizer, self._seq_len), ""
-        beside = Path(os.fsdecode(model)).parent / "tokenizer.json"
-        if not beside.is_file():
-            return None, f"no tokenizer: pass tokenizer= (there is no {beside})"
-        try:
-            return Tokenizer(beside, self._seq_len), ""
-        except EmbedRuntimeError as failure:  # e.g. tokenizers not installed: embed_ids still works
-            return None, f"no tokenizer: {failure}"
+            tokenizer = tokenizer.path
+        default = tokenizer is None
+        if default:
+            beside = Path(os.fsdecode(model)).parent / "tokenizer.json"
+            if not beside.is_file():
+                return None, f"no tokenizer: pass tokenizer= (there is no {beside})"
+            tokenizer = beside
+        if not has_text(lib):
+            why = f"no tokenizer: {library_path(lib)} was built without the text feature"
+            if default:  # embed_ids still works
+                return None, why
+            raise EmbedRuntimeError(why)
+        return tokenizer, ""
 
     # ---- properties
 
@@ -384,7 +480,8 @@ class EmbedRuntime:
         return library_path(self._lib)
 
     @property
-    def tokenizer(self) -> Tokenizer | None:
+    def tokenizer(self) -> LibraryTokenizer | None:
+        """The library's tokenizer of this handle (``.path``: its tokenizer.json), or None."""
         return self._tokenizer
 
     @property
@@ -423,19 +520,33 @@ class EmbedRuntime:
     # ---- embedding
 
     def embed(self, text: str) -> np.ndarray:
-        """The vector of ``text``: float32, ``(out_dim,)``, tokenized (truncated and
-        padded to ``seq_len``) by the runtime's tokenizer."""
-        encoding = self._require_tokenizer().encode(text)
-        return self.embed_ids(encoding.ids, encoding.attention_mask, encoding.type_ids)
+        """The vector of ``text``: float32, ``(out_dim,)``, tokenized by the library
+        (``c_embed_runtime_embed_text``: truncated to ``seq_len`` tokens, special
+        tokens kept). Raises ``ValueError`` for a text with a NUL character."""
+        encoded = _encode_text(text)
+        handle = self._open_handle()
+        self._require_tokenizer()
+        with self._lock:
+            if not self._embed_text_fn(handle, encoded, self._out_ptr):
+                raise EmbedRuntimeError(self.last_error)
+            return self._out.copy()
 
     def embed_batch(self, texts) -> np.ndarray:
-        """The vectors of ``texts`` (a sequence of strings) in one library call:
-        float32, ``(len(texts), out_dim)``; row ``i`` is :meth:`embed` of ``texts[i]``
-        (within 1e-6)."""
+        """The vectors of ``texts`` (an iterable of strings) in one library call
+        (``c_embed_runtime_embed_text_batch``): float32, ``(len(texts), out_dim)``;
+        row ``i`` is :meth:`embed` of ``texts[i]`` (within 1e-6)."""
         if isinstance(texts, (str, bytes)):
             raise TypeError("embed_batch takes a sequence of strings; use embed for one")
-        ids, mask, types = self._require_tokenizer().batch(texts)
-        return self.embed_batch_ids(ids, mask, types)
+        encoded = [_encode_text(text) for text in texts]
+        handle = self._open_handle()
+        self._require_tokenizer()
+        out = np.empty((len(encoded), self._out_dim), dtype=np.float32)
+        if not encoded:
+            return out
+        pointers = (c_char_p * len(encoded))(*encoded)
+        if not self._lib.c_embed_runtime_embed_text_batch(handle, pointers, len(encoded), out.ctypes.data_as(_F32_PTR)):
+            raise EmbedRuntimeError(self.last_error)
+        return out
 
     def embed_ids(self, ids, mask=None, token_types=None) -> np.ndarray:
         """The vector of ``seq_len`` token ids (``mask``/``token_types``: ``seq_len``
@@ -508,10 +619,15 @@ class EmbedRuntime:
             raise ValueError(f"{name} has shape {array.shape}, expected {want}")
         return array
 
-    def _require_tokenizer(self) -> Tokenizer:
+    def _require_tokenizer(self) -> LibraryTokenizer:
         if self._tokenizer is None:
             raise EmbedRuntimeError(f"{self._no_tokenizer}; embed_ids takes token ids without one")
         return self._tokenizer
+
+    def _open_handle(self) -> int:
+        if not self._handle:
+            raise EmbedRuntimeError("EmbedRuntime is closed")
+        return self._handle
 
     # ---- life cycle
 

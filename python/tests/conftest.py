@@ -41,6 +41,12 @@ def cargo_version() -> str:
     return tomllib.loads(text)["package"]["version"]
 
 
+def header_functions() -> set[str]:
+    """The functions include/c_embed_runtime.h declares (generated from the code)."""
+    header = (REPO / "include" / "c_embed_runtime.h").read_text()
+    return set(re.findall(r"^[^ */].*\b(c_embed_runtime_[a-z_]+)\(", header, re.M))
+
+
 def run_in_threads(worker, count: int) -> None:
     """Runs worker(0) .. worker(count - 1) on their own threads at once and waits."""
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]

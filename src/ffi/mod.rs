@@ -20,6 +20,8 @@
 mod boundary;
 mod messages;
 mod registry;
+#[cfg(feature = "text")]
+mod text;
 
 use std::ffi::{c_char, c_void, CStr, OsStr};
 use std::os::unix::ffi::OsStrExt;
@@ -31,13 +33,16 @@ use self::boundary::{catch_panic, optional_c_str, optional_slice, optional_slice
 use self::messages::ThreadMessages;
 use self::registry::Registry;
 use crate::device;
-use crate::error::{CreateError, UNKNOWN_CREATE_ERROR, UNKNOWN_EMBED_ERROR};
+use crate::error::{CreateError, EmbedError, UNKNOWN_CREATE_ERROR, UNKNOWN_EMBED_ERROR};
 use crate::runtime::{CreateOptions, EmbedRuntime, FallbackSignals, TokenRows};
 
 /// What a handle points to.
 struct Handle {
     runtime: EmbedRuntime,
     errors: ThreadMessages,
+    /// Set by `c_embed_runtime_create_with_tokenizer` (text in).
+    #[cfg(feature = "text")]
+    tokenizer: Option<crate::text::TextTokenizer>,
 }
 
 /// Every live handle; callers hold tokens of this registry.
@@ -74,7 +79,25 @@ fn create_handle(
     Ok(Handle {
         runtime,
         errors: ThreadMessages::default(),
+        #[cfg(feature = "text")]
+        tokenizer: None,
     })
+}
+
+/// A created handle for the caller, or NULL after recording why the create failed
+/// (`None`: a caught panic).
+fn finish_create(created: Result<Handle, Option<CreateError>>) -> *mut c_void {
+    match created {
+        Ok(handle) => {
+            messages::set_create_error("");
+            HANDLES.insert(handle)
+        }
+        Err(error) => {
+            let message = error.map_or_else(|| UNKNOWN_CREATE_ERROR.to_owned(), |e| e.to_string());
+            messages::set_create_error(&message);
+            ptr::null_mut()
+        }
+    }
 }
 
 /// Creates an embedding handle: loads ONNX Runtime (first call only), opens the
@@ -135,17 +158,7 @@ pub unsafe extern "C" fn c_embed_runtime_create(
         )
         .map_err(Some)
     });
-    match created {
-        Ok(handle) => {
-            messages::set_create_error("");
-            HANDLES.insert(handle)
-        }
-        Err(error) => {
-            let message = error.map_or_else(|| UNKNOWN_CREATE_ERROR.to_owned(), |e| e.to_string());
-            messages::set_create_error(&message);
-            ptr::null_mut()
-        }
-    }
+    finish_create(created)
 }
 
 /// Why the last `c_embed_runtime_create` in this process failed ("" after a
@@ -268,22 +281,7 @@ unsafe fn embed_rows(
             return 0;
         };
         let runtime = &handle.runtime;
-        let (seq_len, out_dim) = (runtime.seq_len(), runtime.out_dim());
-        // Counts whose arrays could not exist (over isize::MAX bytes) are refused
-        // before any slice is made.
-        let fits = |count: usize, size: usize| {
-            count
-                .checked_mul(size)
-                .filter(|&bytes| bytes <= isize::MAX as usize)
-                .map(|_| count)
-        };
-        let sizes = usize::try_from(rows).ok().filter(|&n| n > 0).and_then(|n| {
-            let tokens = fits(n.checked_mul(seq_len)?, size_of::<i64>())?;
-            let outs = fits(n.checked_mul(out_dim)?, size_of::<f32>())?;
-            Some((n, tokens, outs))
-        });
-        let Some((rows, token_count, out_count)) = sizes else {
-            handle.errors.set("std_error:invalid_rows");
+        let Some((rows, token_count, out_count)) = batch_sizes(&handle, rows) else {
             return 0;
         };
         // SAFETY: each non-NULL array holds rows * seq_len (out: rows * out_dim)
@@ -296,10 +294,11 @@ unsafe fn embed_rows(
                 optional_slice_mut(out_vecs, out_count),
             )
         };
-        let (Some(ids), Some(out)) = (ids, out) else {
-            handle
-                .errors
-                .set("std_error:input_ids and out_vec must be non-NULL, aligned arrays");
+        let Some((ids, out)) = required(
+            &handle,
+            (ids, out),
+            "std_error:input_ids and out_vec must be non-NULL, aligned arrays",
+        ) else {
             return 0;
         };
         // NULL means "default"; a misaligned optional array is a caller's bug.
@@ -312,27 +311,70 @@ unsafe fn embed_rows(
             return 0;
         }
         let tokens = TokenRows {
-            seq_len,
+            seq_len: runtime.seq_len(),
             ids,
             mask,
             token_types,
         };
         debug_assert_eq!(tokens.count(), rows);
-        match catch_panic(None, || Some(runtime.embed_rows(&tokens, out))) {
-            Some(Ok(())) => {
-                handle.errors.set("");
-                1
-            }
-            Some(Err(error)) => {
-                handle.errors.set(&error.to_string());
-                0
-            }
-            None => {
-                handle.errors.set(UNKNOWN_EMBED_ERROR);
-                0
-            }
-        }
+        finish_embed(&handle, || runtime.embed_rows(&tokens, out))
     })
+}
+
+/// `(rows, rows * seq_len, rows * out_dim)` for a caller's row count on `handle`,
+/// or `None` after recording `std_error:invalid_rows` when it is below 1 or its
+/// arrays could not exist (over `isize::MAX` bytes).
+fn batch_sizes(handle: &Handle, rows: i64) -> Option<(usize, usize, usize)> {
+    let (seq_len, out_dim) = (handle.runtime.seq_len(), handle.runtime.out_dim());
+    let fits = |count: usize, size: usize| {
+        count
+            .checked_mul(size)
+            .filter(|&bytes| bytes <= isize::MAX as usize)
+            .map(|_| count)
+    };
+    let sizes = usize::try_from(rows).ok().filter(|&n| n > 0).and_then(|n| {
+        let tokens = fits(n.checked_mul(seq_len)?, size_of::<i64>())?;
+        let outs = fits(n.checked_mul(out_dim)?, size_of::<f32>())?;
+        Some((n, tokens, outs))
+    });
+    if sizes.is_none() {
+        handle.errors.set("std_error:invalid_rows");
+    }
+    sizes
+}
+
+/// Both of a call's required arrays, or `None` after recording `message`.
+fn required<A, B>(
+    handle: &Handle,
+    arrays: (Option<A>, Option<B>),
+    message: &str,
+) -> Option<(A, B)> {
+    match arrays {
+        (Some(a), Some(b)) => Some((a, b)),
+        _ => {
+            handle.errors.set(message);
+            None
+        }
+    }
+}
+
+/// Runs an embed and records its result in the handle's error string ("" after a
+/// success, `unknown_error` for a panic); returns the ABI's 1 or 0.
+fn finish_embed(handle: &Handle, embed: impl FnOnce() -> Result<(), EmbedError>) -> i32 {
+    match catch_panic(None, || Some(embed())) {
+        Some(Ok(())) => {
+            handle.errors.set("");
+            1
+        }
+        Some(Err(error)) => {
+            handle.errors.set(&error.to_string());
+            0
+        }
+        None => {
+            handle.errors.set(UNKNOWN_EMBED_ERROR);
+            0
+        }
+    }
 }
 
 /// The last embed error of this handle on the calling thread: "" after a success,
