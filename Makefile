@@ -366,7 +366,7 @@ python-package: setup build
 # ONNX Runtime run and the padded Python baseline, on real sentences; prints a
 # table and the target checks, writes bench/results/latest.json and
 # bench/results/latency_by_length.png. Iteration counts (override as
-# `make bench BENCH_CALLS=48`); the defaults take about 13 minutes on 2 cores.
+# `make bench BENCH_CALLS=48`); the defaults take about 15-20 minutes on 2 cores.
 BENCH_CALLS        ?= 240
 BENCH_PADDED_CALLS ?= 40
 BENCH_RSS_CALLS    ?= 20000
@@ -409,6 +409,7 @@ bench: setup build $(BENCH_STAMP) $(BENCH_PRELOAD) $(BENCH_TOKENS)
 	LD_PRELOAD=$(BENCH_PRELOAD) $(BENCH_BUILD)/embed_bench $(REAL_MODEL) $(BENCH_TOKENS) $(BENCH_BUILD)/library.json
 	LD_PRELOAD=$(BENCH_PRELOAD) target/release/examples/bare_ort $(ORT_LIB) $(REAL_MODEL) $(BENCH_TOKENS) $(BENCH_BUILD)/bare.json
 	LD_PRELOAD=$(BENCH_PRELOAD) $(VPY) bench/padded_baseline.py $(REAL_MODEL) $(BENCH_TOKENS) $(BENCH_BUILD)/python_padded.json
+	LD_PRELOAD=$(BENCH_PRELOAD) $(VPY) bench/python_ort.py $(REAL_MODEL) $(BENCH_TOKENS) $(BENCH_BUILD)/python_trimmed.json
 	$(VPY) bench/python_objects.py --alloc-counter $(BENCH_PRELOAD)
 	$(VPY) bench/report.py $(BENCH_BUILD) $(BENCH_RESULTS)
 

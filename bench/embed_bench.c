@@ -23,6 +23,12 @@
  *
  * Batch scenarios report per-embed figures: a call's time divided by its rows,
  * allocations divided by the embeds made.
+ *
+ * Also (issue 11): batches of random sizes 1-32 over the corpus in order
+ * ("random"), a fresh handle meeting new run shapes against the same calls in
+ * steady state ("shapes_cold" / "shapes_steady"), and, first of all in the
+ * process, the memory and create time of the first handle and what a second
+ * concurrent caller adds ("memory" in the JSON meta).
  */
 #define _GNU_SOURCE /* dlsym(RTLD_DEFAULT, ...) */
 
@@ -38,7 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_SENTENCES 64
+#define MAX_SENTENCES 512
 #define OUT_DIM 384
 #define MAX_CALLERS 2
 
@@ -449,6 +455,173 @@ static void *create_handle(const char *model, int threads)
     return handle;
 }
 
+/* ---- random batch sizes (issue 11) ------------------------------------------------------ */
+
+/* Calls of random sizes 1-32 over the corpus in order (wrapping), `rows` rows in all. */
+typedef struct {
+    int64_t seq_len;
+    int ncalls;
+    int *sizes;
+    size_t *first; /* first row of each call */
+    long rows;
+    int64_t *ids;
+    int64_t *mask;
+    int64_t *types;
+} random_batches_t;
+
+static uint32_t lcg_next(uint32_t *state)
+{
+    *state = *state * 1664525u + 1013904223u;
+    return *state >> 8;
+}
+
+static random_batches_t make_random_batches(const corpus_t *corpus, long rows, uint32_t seed)
+{
+    random_batches_t b = {.seq_len = corpus->seq_len, .rows = rows};
+    size_t len = (size_t)corpus->seq_len;
+    b.sizes = xcalloc((size_t)rows, sizeof(int));
+    b.first = xcalloc((size_t)rows, sizeof(size_t));
+    b.ids = xcalloc((size_t)rows * len, sizeof(int64_t));
+    b.mask = xcalloc((size_t)rows * len, sizeof(int64_t));
+    b.types = xcalloc((size_t)rows * len, sizeof(int64_t));
+    for (long r = 0; r < rows; r++) {
+        const sentence_t *s = &corpus->sentences[r % corpus->count];
+        memcpy(b.ids + (size_t)r * len, s->ids, len * sizeof(int64_t));
+        memcpy(b.mask + (size_t)r * len, s->mask, len * sizeof(int64_t));
+        memcpy(b.types + (size_t)r * len, s->types, len * sizeof(int64_t));
+    }
+    uint32_t state = seed;
+    long done = 0;
+    while (done < rows) {
+        int size = 1 + (int)(lcg_next(&state) % 32);
+        if (size > rows - done) {
+            size = (int)(rows - done);
+        }
+        b.first[b.ncalls] = (size_t)done;
+        b.sizes[b.ncalls++] = size;
+        done += size;
+    }
+    return b;
+}
+
+static void free_random_batches(random_batches_t *b)
+{
+    free(b->sizes);
+    free(b->first);
+    free(b->ids);
+    free(b->mask);
+    free(b->types);
+}
+
+static void call_random(void *handle, const random_batches_t *b, int k, float *out)
+{
+    size_t offset = b->first[k] * (size_t)b->seq_len;
+    if (!c_embed_runtime_embed_batch(handle, b->sizes[k], b->ids + offset, b->mask + offset,
+                                     b->types + offset, out)) {
+        fprintf(stderr, "embed_bench: embed failed: %s\n", c_embed_runtime_last_error(handle));
+        exit(1);
+    }
+}
+
+/* Every call of `b` `passes` times (after `warmup` passes); per-embed latencies. */
+static result_t run_random(void *handle, const random_batches_t *b, int warmup, int passes,
+                           result_t r, float *out)
+{
+    long calls = (long)b->ncalls * passes;
+    double *latencies = xcalloc((size_t)calls, sizeof(double));
+    for (int p = 0; p < warmup; p++) {
+        for (int k = 0; k < b->ncalls; k++) {
+            call_random(handle, b, k, out);
+        }
+    }
+    snapshot_t before = snapshot();
+    for (int p = 0; p < passes; p++) {
+        for (int k = 0; k < b->ncalls; k++) {
+            double start = now_ms();
+            call_random(handle, b, k, out);
+            latencies[(long)p * b->ncalls + k] = (now_ms() - start) / b->sizes[k];
+        }
+    }
+    snapshot_t after = snapshot();
+    summarise(&r, latencies, calls, b->rows * passes, before, after);
+    free(latencies);
+    print_result(&r);
+    return r;
+}
+
+/* ---- memory and create time (issue 11) ------------------------------------------------------ */
+
+typedef struct {
+    long rss_start_kib;   /* before the first create (ONNX Runtime not loaded) */
+    long rss_created_kib; /* after create */
+    long rss_first_kib;   /* after one caller embedded the corpus */
+    long rss_second_kib;  /* after a second caller embedded it at the same time */
+    double create_ms;
+} memory_t;
+
+typedef struct {
+    void *handle;
+    const random_batches_t *singles;
+    float out[OUT_DIM];
+} memory_caller_t;
+
+/* One pass of single calls over the corpus (a caller's thread). */
+static void *memory_caller_main(void *arg)
+{
+    memory_caller_t *c = arg;
+    for (int k = 0; k < c->singles->ncalls; k++) {
+        size_t offset = c->singles->first[k] * (size_t)c->singles->seq_len;
+        if (!c_embed_runtime_embed(c->handle, c->singles->ids + offset,
+                                   c->singles->mask + offset, c->singles->types + offset, c->out)) {
+            die("embed failed in the memory run");
+        }
+    }
+    return NULL;
+}
+
+/* Must run first in the process: the first handle's RSS (create, then one
+ * caller over the corpus: singles and random batches), then what a second
+ * caller embedding at the same time as the first adds. */
+static memory_t measure_memory(const char *model, const corpus_t *corpus, float *out)
+{
+    memory_t m = {.rss_start_kib = rss_kib()};
+    double start = now_ms();
+    void *handle = create_handle(model, 1);
+    m.create_ms = now_ms() - start;
+    m.rss_created_kib = rss_kib();
+    random_batches_t batches = make_random_batches(corpus, corpus->count, 7);
+    random_batches_t singles = make_random_batches(corpus, corpus->count, 7);
+    for (int k = 0; k < singles.ncalls; k++) {
+        singles.sizes[k] = 1;
+    }
+    singles.ncalls = corpus->count;
+    for (int k = 0; k < singles.ncalls; k++) {
+        singles.first[k] = (size_t)k;
+    }
+    memory_caller_t first = {.handle = handle, .singles = &singles};
+    memory_caller_main(&first);
+    for (int k = 0; k < batches.ncalls; k++) {
+        call_random(handle, &batches, k, out);
+    }
+    m.rss_first_kib = rss_kib();
+    memory_caller_t second = {.handle = handle, .singles = &singles};
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, memory_caller_main, &second) != 0) {
+        die("pthread_create failed");
+    }
+    memory_caller_main(&first);
+    pthread_join(thread, NULL);
+    m.rss_second_kib = rss_kib();
+    printf("memory: create %.1f ms; RSS %ld KiB at start, %+ld KiB after create, %+ld KiB "
+           "after one caller, %+ld KiB more with a second concurrent caller\n",
+           m.create_ms, m.rss_start_kib, m.rss_created_kib - m.rss_start_kib,
+           m.rss_first_kib - m.rss_start_kib, m.rss_second_kib - m.rss_first_kib);
+    free_random_batches(&batches);
+    free_random_batches(&singles);
+    c_embed_runtime_destroy(handle);
+    return m;
+}
+
 /* ---- output -------------------------------------------------------------------------- */
 
 static void json_number_or_null(FILE *f, int has, double value)
@@ -478,7 +651,7 @@ static double handle_lookup_ns(void *handle)
 }
 
 static void write_json(const char *path, const corpus_t *corpus, const result_t *results, int n,
-                       double lookup_ns)
+                       double lookup_ns, const memory_t *memory)
 {
     FILE *f = fopen(path, "w");
     if (f == NULL) {
@@ -486,9 +659,14 @@ static void write_json(const char *path, const corpus_t *corpus, const result_t 
     }
     fprintf(f, "{\n  \"source\": \"library\",\n  \"meta\": {\"library_version\": \"%s\", "
                "\"seq_len\": %ld, \"sentences\": %d, \"process_counter\": %s, "
-               "\"rust_counter\": %s, \"handle_lookup_ns\": %.1f},\n  \"records\": [\n",
+               "\"rust_counter\": %s, \"handle_lookup_ns\": %.1f,\n",
             c_embed_runtime_version(), (long)corpus->seq_len, corpus->count,
             g_process_allocs ? "true" : "false", g_rust_allocs ? "true" : "false", lookup_ns);
+    fprintf(f, "    \"memory\": {\"create_ms\": %.2f, \"rss_start_kib\": %ld, "
+               "\"rss_created_kib\": %ld, \"rss_first_kib\": %ld, \"rss_second_kib\": %ld}},\n",
+            memory->create_ms, memory->rss_start_kib, memory->rss_created_kib,
+            memory->rss_first_kib, memory->rss_second_kib);
+    fprintf(f, "  \"records\": [\n");
     for (int i = 0; i < n; i++) {
         const result_t *r = &results[i];
         fprintf(f,
@@ -543,10 +721,12 @@ int main(int argc, char **argv)
            c_embed_runtime_version(), corpus.count, (long)corpus.seq_len,
            g_process_allocs ? "on" : "n/a", g_rust_allocs ? "on" : "n/a");
 
-    enum { MAX_RESULTS = 32 };
+    enum { MAX_RESULTS = 40 };
     result_t results[MAX_RESULTS];
     int n = 0;
     float *out = xcalloc((size_t)32 * OUT_DIM, sizeof(float));
+    memory_t memory = measure_memory(model, &corpus, out);
+    long random_rows = calls > corpus.count ? calls : corpus.count;
     const char *classes[] = {"short", "medium", "long"};
     const int batch_sizes[] = {8, 32};
 
@@ -567,10 +747,29 @@ int main(int argc, char **argv)
             batches_t batched = make_batches(&corpus, NULL, batch_sizes[k]);
             result_t r = new_result(batch_sizes[k] == 8 ? "batch8" : "batch32", "mix", threads);
             r.batch = batch_sizes[k];
-            /* Two cycles: a longer batch grows the storage and drops the shorter
-             * shapes once, which the second cycle recreates for good. */
-            results[n++] = run_single(handle, &batched, 0, calls, 2L * batched.ncomp, 0, r, out);
+            /* One cycle: every run shape of the scenario once. */
+            results[n++] = run_single(handle, &batched, 0, calls, batched.ncomp, 0, r, out);
             free_batches(&batched);
+        }
+        {
+            random_batches_t random = make_random_batches(&corpus, random_rows, 11);
+            result_t r = new_result("random", "mix", threads);
+            r.batch = 0; /* 1-32 */
+            results[n++] = run_random(handle, &random, 1, 1, r, out);
+            free_random_batches(&random);
+        }
+        if (threads > 1) {
+            /* The same batches with the groups run one after another, each with
+             * `threads` intra-op threads (C_EMBED_RUNTIME_SERIAL_BATCHES). */
+            setenv("C_EMBED_RUNTIME_SERIAL_BATCHES", "1", 1);
+            void *serial = create_handle(model, threads);
+            unsetenv("C_EMBED_RUNTIME_SERIAL_BATCHES");
+            batches_t batched = make_batches(&corpus, NULL, 32);
+            result_t r = new_result("batch32_serial", "mix", threads);
+            r.batch = 32;
+            results[n++] = run_single(serial, &batched, 0, calls, batched.ncomp, 0, r, out);
+            free_batches(&batched);
+            c_embed_runtime_destroy(serial);
         }
         if (threads == 1) {
             /* What the legacy library did: every call runs all seq_len positions. */
@@ -582,6 +781,21 @@ int main(int argc, char **argv)
         r.callers = 2;
         results[n++] = run_callers(handle, &mix, 2, calls, r);
         free_batches(&mix);
+        c_embed_runtime_destroy(handle);
+    }
+
+    /* New run shapes: a fresh handle meets random batches (cold), then the same
+     * calls again (steady, two passes). */
+    {
+        void *handle = create_handle(model, 1);
+        random_batches_t random = make_random_batches(&corpus, random_rows, 23);
+        result_t cold = new_result("shapes_cold", "mix", 1);
+        cold.batch = 0;
+        results[n++] = run_random(handle, &random, 0, 1, cold, out);
+        result_t steady = new_result("shapes_steady", "mix", 1);
+        steady.batch = 0;
+        results[n++] = run_random(handle, &random, 0, 2, steady, out);
+        free_random_batches(&random);
         c_embed_runtime_destroy(handle);
     }
 
@@ -598,7 +812,7 @@ int main(int argc, char **argv)
         c_embed_runtime_destroy(handle);
     }
 
-    write_json(argv[3], &corpus, results, n, lookup_ns);
+    write_json(argv[3], &corpus, results, n, lookup_ns, &memory);
     printf("wrote %s\n", argv[3]);
     free(out);
     return 0;

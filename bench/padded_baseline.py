@@ -121,6 +121,40 @@ def measure(session, runs, embeds, counter):
     return latencies, wall, process
 
 
+def record_of(scenario, sentences, positions, threads, rows, latencies, wall, process):
+    """A record in embed_bench.c's format from per-embed latencies (ms), the
+    timed loop's wall time (s) and its process allocations (None: no counter)."""
+    embeds = len(latencies) * rows
+    return {
+        "scenario": scenario,
+        "sentences": sentences,
+        "positions": positions,
+        "threads": threads,
+        "batch": rows,
+        "callers": 1,
+        "embeds": embeds,
+        "median_ms": float(np.percentile(latencies, 50)),
+        "p99_ms": float(np.percentile(latencies, 99)),
+        "embeds_per_s": embeds / wall,
+        "process_allocs_per_embed": None if process is None else process / embeds,
+        "rust_allocs_per_embed": None,
+        "rss_before_kib": None,
+        "rss_after_kib": None,
+    }
+
+
+def print_record(record):
+    allocs = record["process_allocs_per_embed"]
+    print(
+        f"  {record['scenario']:<10} {record['sentences']:<7} t{record['threads']} "
+        f"b{record['batch']:<2} {record['embeds']:>6} embeds"
+        f"  median {record['median_ms']:8.3f} ms  p99 {record['p99_ms']:8.3f} ms"
+        f"  {record['embeds_per_s']:8.1f} embeds/s  allocs/embed process "
+        f"{'n/a' if allocs is None else f'{allocs:.2f}'}",
+        flush=True,
+    )
+
+
 def main(argv):
     if len(argv) != 4:
         raise SystemExit(__doc__)
@@ -143,30 +177,10 @@ def main(argv):
         for scenario, length_class, rows in scenarios:
             runs = make_runs(sentences, length_class, rows)
             latencies, wall, process = measure(session, runs, calls, counter)
-            embeds = len(latencies) * rows
-            record = {
-                "scenario": scenario,
-                "sentences": length_class or "mix",
-                "positions": "padded",
-                "threads": threads,
-                "batch": rows,
-                "callers": 1,
-                "embeds": embeds,
-                "median_ms": float(np.percentile(latencies, 50)),
-                "p99_ms": float(np.percentile(latencies, 99)),
-                "embeds_per_s": embeds / wall,
-                "process_allocs_per_embed": process / embeds if counter else None,
-                "rust_allocs_per_embed": None,
-                "rss_before_kib": None,
-                "rss_after_kib": None,
-            }
-            process_text = "n/a" if process is None else f"{record['process_allocs_per_embed']:.2f}"
-            print(
-                f"  {scenario:<10} {record['sentences']:<7} t{threads} b{rows:<2} {embeds:>6} embeds"
-                f"  median {record['median_ms']:8.3f} ms  p99 {record['p99_ms']:8.3f} ms"
-                f"  {record['embeds_per_s']:8.1f} embeds/s  allocs/embed process {process_text}",
-                flush=True,
+            record = record_of(
+                scenario, length_class or "mix", "padded", threads, rows, latencies, wall, process
             )
+            print_record(record)
             records.append(record)
     meta = {
         "onnxruntime": ort.__version__,

@@ -19,12 +19,16 @@ SOURCES = (
     ("library", "library.json"),
     ("bare", "bare.json"),
     ("python_padded", "python_padded.json"),
+    ("python_trimmed", "python_trimmed.json"),
 )
 SOURCE_LABELS = {
     "library": "library",
     "bare": "bare ORT",
     "python_padded": "Python padded",
+    "python_trimmed": "Python trimmed",
 }
+# The sources the latency-by-length chart draws (one value per length class).
+CHART_SOURCES = ("library", "bare", "python_padded")
 CLASSES = ("short", "medium", "long")
 # Above this 1-minute load average before the runs, other work shared the cores.
 BUSY_LOAD = 0.5
@@ -57,6 +61,9 @@ def load_results(build_dir):
     results = {}
     for source, name in SOURCES:
         path = os.path.join(build_dir, name)
+        if source == "python_trimmed" and not os.path.exists(path):
+            results[source] = {"records": [], "meta": {}}
+            continue
         with open(path, encoding="utf-8") as f:
             results[source] = json.load(f)
     return results
@@ -118,6 +125,8 @@ def label(source, record):
     parts.append(f"threads {record['threads']}")
     if record["batch"] > 1:
         parts.append(f"batch {record['batch']}")
+    elif record["batch"] == 0:
+        parts.append("batches of 1-32")
     if record["callers"] > 1:
         parts.append(f"{record['callers']} callers on one handle")
     if record["scenario"] == "rss":
@@ -146,7 +155,7 @@ def thread_comparison(results):
     rows = [
         ("1 caller, handle threads=1", find(results, "library", "mix", 1)),
         ("1 caller, handle threads=2", find(results, "library", "mix", 2)),
-        ("2 callers, one handle threads=1 (session pool)", find(results, "library", "2callers", 1, 2)),
+        ("2 callers, one handle threads=1 (one session)", find(results, "library", "2callers", 1, 2)),
         ("2 callers, one handle threads=2 (one session)", find(results, "library", "2callers", 2, 2)),
     ]
     lines = ["| library, sentence mix | embeds/s | median ms | p99 ms |", "| --- | ---: | ---: | ---: |"]
@@ -238,7 +247,7 @@ def draw_chart(results, tokens_path, png_path):
     names = [f"{c}\n(~{lengths.get(c, 0):.0f} tokens)" for c in CLASSES]
     width = 0.27
     fig, ax = plt.subplots(figsize=(8, 4.8), dpi=120)
-    for i, (source, _) in enumerate(SOURCES):
+    for i, source in enumerate(CHART_SOURCES):
         medians = [find(results, source, c)["median_ms"] for c in CLASSES]
         xs = [k + (i - 1) * width for k in range(len(CLASSES))]
         bars = ax.bar(xs, medians, width, label=SOURCE_LABELS[source])
@@ -270,6 +279,164 @@ def class_lengths(tokens_path):
     return {c: total / count for c, (total, count) in sums.items()}
 
 
+def per_sentence_ms(record):
+    """Mean time per sentence (1 / embeds per second), in ms."""
+    return None if record is None else 1e3 / record["embeds_per_s"]
+
+
+def batch_checks(results):
+    """Issue 11's targets: batches, threads, new shapes, memory (speed compares
+    the mean time per sentence over the same corpus)."""
+    single = find(results, "library", "mix", 1)
+    out = []
+
+    def speed_check(target, record, minimum, what):
+        if record is None or single is None:
+            out.append({"target": target, "value": None, "detail": "n/a: not run", "pass": False})
+            return
+        ratio = record["embeds_per_s"] / single["embeds_per_s"]
+        out.append(
+            {
+                "target": target,
+                "value": round(ratio, 2),
+                "detail": f"{ratio:.2f}x ({what} {per_sentence_ms(record):.2f} ms per sentence, "
+                f"single calls threads 1 {per_sentence_ms(single):.2f} ms)",
+                "pass": ratio >= minimum,
+            }
+        )
+
+    speed_check(
+        "embed_batch, threads 1, batches of 32 in the caller's order: >= 1.3x single calls",
+        find(results, "library", "batch32", 1),
+        1.3,
+        "batch",
+    )
+    speed_check(
+        "embed_batch, threads 2, batches of 32: >= 2.2x single calls on a threads-1 handle",
+        find(results, "library", "batch32", 2),
+        2.2,
+        "batch",
+    )
+    serial = find(results, "library", "batch32_serial", 2)
+    parallel = find(results, "library", "batch32", 2)
+    if serial and parallel:
+        gain = parallel["embeds_per_s"] / serial["embeds_per_s"]
+        out.append(
+            {
+                "target": "threads 2: groups run in parallel (one per core) beat groups run one after another",
+                "value": round(gain, 2),
+                "detail": f"{gain:.2f}x ({per_sentence_ms(parallel):.2f} vs {per_sentence_ms(serial):.2f} ms "
+                "per sentence; if missed, C_EMBED_RUNTIME_SERIAL_BATCHES=1 is the better default)",
+                "pass": gain >= 1.0,
+            }
+        )
+    speed_check(
+        "two callers on one threads-1 handle: about twice one caller (>= 1.8x)",
+        find(results, "library", "2callers", 1, 2),
+        1.8,
+        "both callers",
+    )
+    cold = find(results, "library", "shapes_cold")
+    steady = find(results, "library", "shapes_steady")
+    if cold and steady:
+        extra = per_sentence_ms(cold) / per_sentence_ms(steady) - 1
+        out.append(
+            {
+                "target": "new run shapes (random batches 1-32, fresh handle): per row within 10% of steady",
+                "value": round(100 * extra, 1),
+                "detail": f"{100 * extra:+.1f}% ({per_sentence_ms(cold):.2f} vs "
+                f"{per_sentence_ms(steady):.2f} ms per row)",
+                "pass": extra <= 0.10,
+            }
+        )
+    memory = results["library"]["meta"].get("memory")
+    python = results["python_trimmed"]["meta"].get("memory")
+    if memory and python:
+        lib_mib = (memory["rss_first_kib"] - memory["rss_start_kib"]) / 1024
+        py_mib = (python["rss_first_kib"] - python["rss_start_kib"]) / 1024
+        out.append(
+            {
+                "target": "first handle's RSS <= 0.9x Python onnxruntime's (same model, same corpus)",
+                "value": round(lib_mib / py_mib, 2),
+                "detail": f"{lib_mib:.1f} MiB vs {py_mib:.1f} MiB ({lib_mib / py_mib:.2f}x); create "
+                f"{memory['create_ms']:.0f} ms vs {python['create_ms']:.0f} ms",
+                "pass": lib_mib <= 0.9 * py_mib,
+            }
+        )
+    if memory:
+        second = (memory["rss_second_kib"] - memory["rss_first_kib"]) / 1024
+        out.append(
+            {
+                "target": "a second concurrent caller adds <= 25 MiB RSS",
+                "value": round(second, 1),
+                "detail": f"{second:+.1f} MiB",
+                "pass": second <= 25,
+            }
+        )
+    return out
+
+
+def memory_table(results):
+    rows = [("library", results["library"]["meta"].get("memory")),
+            ("Python onnxruntime", results["python_trimmed"]["meta"].get("memory"))]
+    lines = [
+        "| first handle | create ms | RSS after create | after one caller | second concurrent caller |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, m in rows:
+        if not m:
+            continue
+        second = m.get("rss_second_kib")
+        second = "" if second is None else f"{(second - m['rss_first_kib']) / 1024:+.1f} MiB"
+        lines.append(
+            f"| {name} | {m['create_ms']:.0f} | {(m['rss_created_kib'] - m['rss_start_kib']) / 1024:+.1f} MiB "
+            f"| {(m['rss_first_kib'] - m['rss_start_kib']) / 1024:+.1f} MiB | {second} |"
+        )
+    return "\n".join(lines)
+
+
+# Bars of the throughput chart: (label, source, scenario, threads, callers).
+THROUGHPUT_BARS = (
+    ("single\nt1", "library", "mix", 1, 1),
+    ("batch 8\nt1", "library", "batch8", 1, 1),
+    ("batch 32\nt1", "library", "batch32", 1, 1),
+    ("random\nt1", "library", "random", 1, 1),
+    ("single\nt2", "library", "mix", 2, 1),
+    ("batch 32\nt2", "library", "batch32", 2, 1),
+    ("batch 32 t2\nserial groups", "library", "batch32_serial", 2, 1),
+    ("random\nt2", "library", "random", 2, 1),
+    ("2 callers\nt1", "library", "2callers", 1, 2),
+    ("bare ORT\nt1", "bare", "mix", 1, 1),
+    ("Python\ntrimmed t1", "python_trimmed", "mix", 1, 1),
+    ("Python\npadded t1", "python_padded", "mix", 1, 1),
+)
+
+
+def draw_throughput(results, png_path):
+    """Sentences per second of each way to embed the corpus."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    bars = [(name, find(results, source, scenario, threads, callers))
+            for name, source, scenario, threads, callers in THROUGHPUT_BARS]
+    bars = [(name, r["embeds_per_s"]) for name, r in bars if r is not None]
+    fig, ax = plt.subplots(figsize=(10, 4.8), dpi=120)
+    drawn = ax.bar(range(len(bars)), [v for _, v in bars], color="tab:blue")
+    ax.bar_label(drawn, fmt="%.0f", fontsize=8, padding=2)
+    ax.set_xticks(range(len(bars)), [n for n, _ in bars], fontsize=8)
+    ax.set_ylabel("sentences per second")
+    ax.set_title("all-MiniLM-L6-v2 int8, the corpus, seq_len 128: throughput")
+    ax.margins(y=0.12)
+    fig.tight_layout()
+    fig.savefig(png_path)
+    plt.close(fig)
+    return True
+
+
 def main(argv):
     if len(argv) != 3:
         raise SystemExit(__doc__)
@@ -281,6 +448,9 @@ def main(argv):
     threads_table, threads_values = thread_comparison(results)
     png_path = os.path.join(results_dir, "latency_by_length.png")
     chart = draw_chart(results, os.path.join(build_dir, "tokens.txt"), png_path)
+    issue11_checks = batch_checks(results)
+    throughput_png = os.path.join(results_dir, "throughput.png")
+    throughput_chart = draw_throughput(results, throughput_png)
 
     merged = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -303,7 +473,7 @@ def main(argv):
         },
         "handle_lookup_ns": results["library"]["meta"].get("handle_lookup_ns"),
         "python_objects": python_objects(build_dir),
-        "checks": target_checks,
+        "checks": target_checks + issue11_checks,
         "threads": threads_values,
         "sources": results,
     }
@@ -329,8 +499,13 @@ def main(argv):
     if merged["python_objects"] is not None:
         print(python_objects_table(merged["python_objects"]))
         print()
+    print(memory_table(results))
+    print()
     print("Targets (sentence mix, seq_len 128, threads 1, one sentence per call):")
     for c in target_checks:
+        print(f"  {'PASS' if c['pass'] else 'MISS'}  {c['target']}: {c['detail']}")
+    print("Targets (batches, threads, new shapes, memory; per sentence over the corpus):")
+    for c in issue11_checks:
         print(f"  {'PASS' if c['pass'] else 'MISS'}  {c['target']}: {c['detail']}")
     if load is not None and load[0] > BUSY_LOAD:
         print(
@@ -338,7 +513,8 @@ def main(argv):
             f"{merged['machine']['cores']} cores, timings are noisy"
         )
     print()
-    print(f"wrote {latest}" + (f" and {png_path}" if chart else ""))
+    charts = [p for p, drawn in ((png_path, chart), (throughput_png, throughput_chart)) if drawn]
+    print(f"wrote {latest}" + "".join(f" and {p}" for p in charts))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ exactly SEQ_LEN values, truncated to SEQ_LEN and padded with 0.
 
 Output (one sentence per line, whitespace-separated):
     <class> <real_len> <SEQ_LEN ids> <SEQ_LEN mask> <SEQ_LEN types>
-preceded by one header line: `seq_len <SEQ_LEN> sentences <N>`.
+preceded by one header line: `seq_len <SEQ_LEN> sentences <N>`. The class is
+the sentence's length class by its real token count ([CLS] and [SEP]
+included): short up to 12, medium 13-40, long above.
 
 usage: tokenize_sentences.py TOKENIZER_JSON SENTENCES_TXT OUT_TXT [SEQ_LEN]
 """
@@ -15,21 +17,22 @@ import sys
 
 from tokenizers import Tokenizer
 
-CLASSES = ("short", "medium", "long")
+# Upper bounds (real tokens) of the length classes; longer is "long".
+CLASS_LIMITS = (("short", 12), ("medium", 40))
+
+
+def length_class(real_len):
+    for name, limit in CLASS_LIMITS:
+        if real_len <= limit:
+            return name
+    return "long"
 
 
 def read_sentences(path):
-    rows = []
+    """One sentence per line; blank lines and lines starting with # are skipped."""
     with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if not line or line.startswith("#"):
-                continue
-            length_class, text = line.split("\t", 1)
-            if length_class not in CLASSES:
-                raise SystemExit(f"{path}: unknown class {length_class!r}")
-            rows.append((length_class, text))
-    return rows
+        lines = (line.strip() for line in f)
+        return [line for line in lines if line and not line.startswith("#")]
 
 
 def main(argv):
@@ -45,11 +48,11 @@ def main(argv):
     sentences = read_sentences(sentences_path)
     with open(out_path, "w", encoding="ascii") as out:
         out.write(f"seq_len {seq_len} sentences {len(sentences)}\n")
-        for length_class, text in sentences:
+        for text in sentences:
             enc = tokenizer.encode(text)
             real_len = sum(1 for m in enc.attention_mask if m > 0)
             values = enc.ids + enc.attention_mask + enc.type_ids
-            out.write(f"{length_class} {real_len} {' '.join(map(str, values))}\n")
+            out.write(f"{length_class(real_len)} {real_len} {' '.join(map(str, values))}\n")
     print(f"tokenised {len(sentences)} sentences (seq_len {seq_len}) into {out_path}")
 
 

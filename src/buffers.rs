@@ -1,54 +1,55 @@
-//! The pooled buffers of one session and the embed hot path ([`EmbedBuffers::embed_rows`]).
+//! The model a handle runs ([`ModelRunner`], one per handle, shared by its
+//! callers), each caller's pooled buffers ([`EmbedBuffers`]) and the embed hot
+//! path ([`ModelRunner::embed_rows`]).
 //!
 //! **Length-aware execution.** When every input is a `[batch, sequence]` tensor
 //! with a dynamic sequence dimension and the model takes an `attention_mask`, a
-//! run covers positions up to the last one whose mask is not 0 and no further
-//! (not "> 0": a model may treat a negative mask value differently from 0).
-//! Their ids are not fed to the model, so an id there that the model would
-//! reject is not an error. A NULL mask or an all-zero mask keeps `seq_len`
+//! run covers positions up to the last one whose mask is not 0 and no further:
+//! the positions cut have mask 0, which attention ignores, so the vectors are
+//! those of the full-length run (within float rounding). (Not "> 0": a model may
+//! treat a negative mask value differently from 0.) Their ids are not fed to the
+//! model, so an id there that the model would reject is not an error.
+//! A NULL mask or an all-zero mask keeps `seq_len`
 //! (with no valid token the contract uses token 0's vector, which attends to
 //! every position). Static-shape models always run at their own length.
+//!
+//! **Exact shapes.** A run costs a fixed amount plus a cost per token, so
+//! every row runs at its exact length (padding to length buckets would cost a
+//! typical sentence 10-25%); the storage and the shape cache are the
+//! [`Workspace`]'s.
+//!
+//! **One run per call, also for a new shape.** The output's shape is predicted
+//! for every run shape from two runs at create (of different row counts and
+//! lengths): each output dimension is constant, follows the rows, or follows
+//! the length. The output is then written straight into pooled storage by the
+//! run that meets the shape. A model whose output does not follow that rule
+//! (ONNX Runtime rejects the predicted shape) lets ONNX Runtime allocate the
+//! output instead, decided once for the handle.
+//!
+//! **Batches** are ordered by row length and grouped by a cost model measured
+//! at create ([`crate::batching`]); results go back in the caller's order.
 //! Which rows may share a run, and whether a row may be padded next to a longer
 //! one, is the handle's [`ShapePolicy`], found by the self-check at create
 //! ([`crate::execution`]): a row's vector depends only on its own tokens.
-//!
-//! **Exact shapes, one copy of memory.** Measured by `make bench` on
-//! all-MiniLM-L6-v2 int8 with one thread on this project's 2-core machine, a run
-//! costs about 4 ms plus 0.7 ms per token (9 ms at 7 tokens, 17 ms at 19, 47 ms
-//! at 62, 100 ms at 128), so padding to length buckets would cost a typical
-//! sentence 10-25% (multiples of 8: 3.5 tokens on average) or up to 50% (powers
-//! of two), against a target of 5% over a bare run. The
-//! pool therefore runs every exact length, and keeps the memory of one run
-//! shape: each input and the output have one storage vector, and the ONNX
-//! Runtime tensors of every shape seen ([`ShapedRun`]) are views of their
-//! prefix. A new shape costs a few small ONNX Runtime objects (about 2 KiB) and
-//! at most [`MAX_CACHED_SHAPES`] are kept, so the pool's memory is bounded by
-//! twice the largest shape it has served plus a constant, whatever `seq_len`.
-//! Storage grows by doubling, is never shrunk, and is not allocated for lengths
-//! that are never used.
 
-use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
-use ort::memory::Allocator;
-use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session, SessionInputValue};
-use ort::value::{DynValue, Outlet, TensorElementType, ValueType};
-use ort::AsPointer;
+use ort::session::Session;
+use ort::value::{Outlet, ValueType};
 
+use crate::batching::{CostModel, Grouper, Grouping, WINDOW};
 use crate::error::{CreateError, EmbedError};
 use crate::execution::{self, ExecutionClass, SelfCheck, ShapePolicy};
 use crate::model::{self, InputFill, OutputType};
-use crate::pooling::{self, Bf16, OutputLayout, F16};
+use crate::pooling::{self, OutputElement, OutputLayout};
+pub use crate::workspace::MAX_CACHED_SHAPES;
+use crate::workspace::{Element, OutputData, OutputMode, RunNames, Workspace, KEEP_BYTES};
 
-/// Batch rows sent to one run. A larger batch is split into runs of this many
-/// rows, which bounds the pool's memory by `MAX_ROWS_PER_RUN * seq_len`
-/// positions. On CPU, batching gives no per-row gain (measured); on GPUs and NPUs
-/// 32 rows are past the point where larger batches still pay.
+/// Most rows one run holds. On CPU, groups of 8-16 already amortise the fixed
+/// cost of a run; on GPUs and NPUs 32 rows are past the point where larger
+/// batches still pay.
 pub const MAX_ROWS_PER_RUN: usize = 32;
-
-/// Run shapes (rows, length) whose tensors are kept. A caller mixing more
-/// shapes than this recreates the least recently used one (a few allocations).
-/// 256 covers every length of the common `seq_len` 128 and 256.
-pub const MAX_CACHED_SHAPES: usize = 256;
 
 /// The caller's token arrays for one row; each holds exactly `seq_len` values.
 #[derive(Clone, Copy, Debug)]
@@ -94,7 +95,7 @@ impl<'a> TokenRows<'a> {
     }
 
     /// The rows `first..first + count`.
-    fn slice(&self, first: usize, count: usize) -> Self {
+    pub fn slice(&self, first: usize, count: usize) -> Self {
         let span = first * self.seq_len..(first + count) * self.seq_len;
         Self {
             seq_len: self.seq_len,
@@ -104,7 +105,7 @@ impl<'a> TokenRows<'a> {
         }
     }
 
-    fn iter(&self) -> impl Iterator<Item = TokenInput<'a>> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = TokenInput<'a>> + '_ {
         (0..self.count()).map(|i| self.row(i))
     }
 }
@@ -132,164 +133,18 @@ fn declared_policy(inputs: &[Outlet]) -> ShapePolicy {
     }
 }
 
-/// One model input: how it is filled and where its values live.
-struct InputSlot {
-    fill: InputFill,
-    /// Resolved shape of one full-length row.
-    shape: Vec<i64>,
-    storage: Storage,
-}
-
-enum Storage {
-    I64(Vec<i64>),
-    F32(Vec<f32>),
-}
-
-impl Storage {
-    fn len(&self) -> usize {
-        match self {
-            Self::I64(v) => v.len(),
-            Self::F32(v) => v.len(),
-        }
+/// Which rows may share a run under `policy`.
+fn grouping(policy: &ShapePolicy) -> Grouping {
+    if !policy.may_batch() {
+        Grouping::Single
+    } else if policy.may_pad() {
+        Grouping::Free
+    } else {
+        Grouping::SameLength
     }
 }
 
-/// The read output's storage, in its element type.
-enum OutputStorage {
-    F32(Vec<f32>),
-    F16(Vec<F16>),
-    Bf16(Vec<Bf16>),
-}
-
-impl OutputStorage {
-    fn new(ty: OutputType) -> Self {
-        match ty {
-            OutputType::F32 => Self::F32(Vec::new()),
-            OutputType::F16 => Self::F16(Vec::new()),
-            OutputType::Bf16 => Self::Bf16(Vec::new()),
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Self::F32(v) => v.len(),
-            Self::F16(v) => v.len(),
-            Self::Bf16(v) => v.len(),
-        }
-    }
-
-    fn bytes(&self) -> usize {
-        match self {
-            Self::F32(v) => v.len() * 4,
-            Self::F16(v) => v.len() * 2,
-            Self::Bf16(v) => v.len() * 2,
-        }
-    }
-
-    fn grow(&mut self, elements: usize) -> Result<(), EmbedError> {
-        match self {
-            Self::F32(v) => grow(v, elements),
-            Self::F16(v) => grow(v, elements),
-            Self::Bf16(v) => grow(v, elements),
-        }
-    }
-
-    /// A tensor of `shape` over this storage.
-    ///
-    /// # Safety
-    /// As [`tensor_over`].
-    unsafe fn tensor(&mut self, shape: &[i64]) -> Result<DynValue, ort::Error> {
-        // SAFETY: forwarded under this function's contract.
-        unsafe {
-            match self {
-                Self::F32(v) => tensor_over(v, shape, TensorElementType::Float32),
-                Self::F16(v) => tensor_over(v, shape, TensorElementType::Float16),
-                Self::Bf16(v) => tensor_over(v, shape, TensorElementType::Bfloat16),
-            }
-        }
-    }
-
-    /// Copies `data` (of this storage's type) to the start of the storage.
-    fn copy_from(&mut self, data: &OutputData<'_>) -> Result<(), EmbedError> {
-        match (self, data) {
-            (Self::F32(v), OutputData::F32(d)) => v[..d.len()].copy_from_slice(d),
-            (Self::F16(v), OutputData::F16(d)) => v[..d.len()].copy_from_slice(d),
-            (Self::Bf16(v), OutputData::Bf16(d)) => v[..d.len()].copy_from_slice(d),
-            _ => return Err(EmbedError::library("output_not_float")),
-        }
-        Ok(())
-    }
-
-    fn data(&self) -> OutputData<'_> {
-        match self {
-            Self::F32(v) => OutputData::F32(v),
-            Self::F16(v) => OutputData::F16(v),
-            Self::Bf16(v) => OutputData::Bf16(v),
-        }
-    }
-}
-
-/// Output values to pool, in their element type.
-enum OutputData<'a> {
-    F32(&'a [f32]),
-    F16(&'a [F16]),
-    Bf16(&'a [Bf16]),
-}
-
-impl OutputData<'_> {
-    /// Pools every row of `rows` from this output into `out` (`out_dim` values each).
-    fn pool_rows(
-        &self,
-        layout: OutputLayout,
-        rows: &TokenRows<'_>,
-        out: &mut [f32],
-        out_dim: usize,
-        pooled: &mut [f32],
-    ) -> Result<(), EmbedError> {
-        for (index, (row, out)) in rows.iter().zip(out.chunks_exact_mut(out_dim)).enumerate() {
-            match *self {
-                Self::F32(data) => pooling::pool(data, layout, index, row.mask, pooled),
-                Self::F16(data) => pooling::pool(data, layout, index, row.mask, pooled),
-                Self::Bf16(data) => pooling::pool(data, layout, index, row.mask, pooled),
-            }
-            pooling::fold_and_normalize(pooled, out)?;
-        }
-        Ok(())
-    }
-}
-
-/// The ONNX Runtime tensors of one run shape: views of the storages.
-struct ShapedRun {
-    rows: usize,
-    len: usize,
-    last_used: u64,
-    inputs: Vec<SessionInputValue<'static>>,
-    /// Selects the read output and holds its preallocated view (none when the
-    /// model's output shape depends on the values).
-    run_options: RunOptions<HasSelectedOutputs>,
-    /// The output's shape when this run shape was first run.
-    shape: Vec<i64>,
-    layout: OutputLayout,
-}
-
-/// The pooled buffers of one session: everything a run reads or writes.
-pub struct EmbedBuffers {
-    // Declared first so it is dropped first: its tensors view the storages below.
-    runs: Vec<ShapedRun>,
-    session: Session,
-    seq_len: usize,
-    policy: ShapePolicy,
-    inputs: Vec<InputSlot>,
-    output_name: String,
-    /// Storage of the output tensor.
-    output: OutputStorage,
-    /// Pooling scratch: `hidden` values.
-    pooled: Vec<f32>,
-    /// Counts runs, to find the least recently used shape.
-    clock: u64,
-}
-
-/// What a handle's first session found out, for its other sessions.
+/// What a handle found out at create (the self-check's policy and the hidden size).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExecutionPlan {
     pub policy: ShapePolicy,
@@ -297,218 +152,576 @@ pub struct ExecutionPlan {
     pub hidden: usize,
 }
 
-impl EmbedBuffers {
-    /// Prepares the buffers of `session`, the handle's first, and runs the
-    /// self-check ([`execution::self_check`]): it finds the output's hidden size
-    /// and layout and the model's execution class (or the padded class when
-    /// [`execution::PADDED_ENV`] asks for it). Inputs the contract cannot fill
-    /// fail here; a model whose output is unusable still opens: each embed
-    /// reports why.
-    pub fn new(session: Session, seq_len: usize) -> Result<(Self, SelfCheck), CreateError> {
-        let policy = declared_policy(session.inputs());
-        let mut buffers = Self::with_policy(session, seq_len, policy)?;
-        let forced = execution::padded_requested().then_some(ExecutionClass::Padded);
-        let check = execution::self_check(&mut buffers, forced);
-        Ok((buffers, check))
-    }
+/// One model input: how it is filled and the shape of one full-length row.
+struct InputPlan {
+    fill: InputFill,
+    shape: Vec<i64>,
+}
 
-    /// Prepares the buffers of another session of a handle whose first session
-    /// found `plan`. Nothing is run.
-    pub fn with_plan(
+impl InputPlan {
+    fn element(&self) -> Element {
+        match self.fill {
+            InputFill::ZerosF32 => Element::F32,
+            _ => Element::I64,
+        }
+    }
+}
+
+/// How one output dimension follows the run shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DimRule {
+    Const(i64),
+    Rows,
+    Len,
+}
+
+/// Learns the rule of each output dimension from two runs of shapes `a` and
+/// `b` (rows, length) that gave `shape_a` and `shape_b`, or `None` when some
+/// dimension follows neither (then ONNX Runtime allocates the output).
+fn output_rules(
+    a: (usize, usize),
+    shape_a: &[i64],
+    b: (usize, usize),
+    shape_b: &[i64],
+) -> Option<Vec<DimRule>> {
+    if shape_a.len() != shape_b.len() {
+        return None;
+    }
+    let as_dim = |x: usize| x as i64;
+    shape_a
+        .iter()
+        .zip(shape_b)
+        .map(|(&x, &y)| {
+            if x == y {
+                Some(DimRule::Const(x))
+            } else if x == as_dim(a.0) && y == as_dim(b.0) {
+                Some(DimRule::Rows)
+            } else if x == as_dim(a.1) && y == as_dim(b.1) {
+                Some(DimRule::Len)
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// The model of one handle: its session (one per handle, run concurrently by
+/// its callers, see [`Workspace::run`]), what each input takes, how rows may
+/// share a run, how the output's shape follows the run, and the cost model of
+/// its runs. Set up at create, then only read.
+pub struct ModelRunner {
+    session: Session,
+    seq_len: usize,
+    policy: ShapePolicy,
+    inputs: Vec<InputPlan>,
+    output_type: OutputType,
+    names: RunNames,
+    /// `None`: the output's shape cannot be predicted.
+    output_rules: Option<Vec<DimRule>>,
+    /// Set when a predicted output shape was rejected (then for good).
+    ort_allocates: AtomicBool,
+    cost: CostModel,
+    hidden: usize,
+}
+
+impl ModelRunner {
+    /// Plans the inputs of `session`, runs the self-check
+    /// ([`execution::self_check`]: the execution class, or the padded class
+    /// when [`execution::PADDED_ENV`] asks for it, and the output's layout),
+    /// then learns the output's shape rule and the cost model ([`Self::learn`]),
+    /// using the returned first caller's buffers. Inputs the contract cannot
+    /// fill fail here; a model whose output is unusable still opens: each
+    /// embed reports why.
+    pub fn new(
         session: Session,
         seq_len: usize,
-        plan: &ExecutionPlan,
-    ) -> Result<Self, CreateError> {
-        let mut buffers = Self::with_policy(session, seq_len, plan.policy)?;
-        buffers.pooled.resize(plan.hidden, 0.0);
-        Ok(buffers)
-    }
-
-    fn with_policy(
-        session: Session,
-        seq_len: usize,
-        policy: ShapePolicy,
-    ) -> Result<Self, CreateError> {
+    ) -> Result<(Self, EmbedBuffers, SelfCheck), CreateError> {
         model::check_model(session.inputs(), session.outputs())?;
         let (output_index, output_type) = model::select_output(session.outputs())?;
         let output_name = session.outputs()[output_index].name().to_owned();
-        let inputs = model::plan_inputs(session.inputs(), seq_len)?
+        let policy = declared_policy(session.inputs());
+        let specs = model::plan_inputs(session.inputs(), seq_len)?;
+        let names = RunNames::new(specs.iter().map(|s| s.name.as_str()), &output_name)
+            .map_err(create_error)?;
+        let inputs = specs
             .into_iter()
-            .map(|spec| InputSlot {
-                storage: match spec.fill {
-                    InputFill::ZerosF32 => Storage::F32(Vec::new()),
-                    _ => Storage::I64(Vec::new()),
-                },
+            .map(|spec| InputPlan {
                 fill: spec.fill,
                 shape: spec.shape,
             })
             .collect();
-        Ok(Self {
-            runs: Vec::new(),
+        let mut runner = Self {
             session,
             seq_len,
             policy,
             inputs,
-            output_name,
-            output: OutputStorage::new(output_type),
-            pooled: Vec::new(),
-            clock: 0,
+            output_type,
+            names,
+            output_rules: None,
+            ort_allocates: AtomicBool::new(true),
+            cost: CostModel::DEFAULT,
+            hidden: 0,
+        };
+        let mut buffers = runner.new_buffers().map_err(create_error)?;
+        let forced = execution::padded_requested().then_some(ExecutionClass::Padded);
+        let check = execution::self_check(
+            &mut Probe {
+                runner: &mut runner,
+                buffers: &mut buffers,
+            },
+            forced,
+        );
+        // Errors here are the model's, reported by each embed as the contract wants.
+        let _ = runner.learn(&mut buffers);
+        Ok((runner, buffers, check))
+    }
+
+    /// Fresh pooled buffers for one more caller.
+    pub fn new_buffers(&self) -> Result<EmbedBuffers, EmbedError> {
+        let elements: Vec<Element> = self.inputs.iter().map(InputPlan::element).collect();
+        Ok(EmbedBuffers {
+            workspace: Workspace::new(&elements, self.output_type)?,
+            grouper: Grouper::new(),
+            lens: Vec::with_capacity(WINDOW),
+            pooled: Vec::with_capacity(self.hidden),
         })
     }
 
-    /// What other sessions of this handle need to run like this one.
-    pub fn plan(&self) -> ExecutionPlan {
-        ExecutionPlan {
-            policy: self.policy,
-            hidden: self.pooled.len(),
-        }
-    }
-
-    pub fn policy(&self) -> ShapePolicy {
-        self.policy
-    }
-
-    /// Sets the policy (the self-check); drops the kept run shapes, whose
-    /// layout and output views follow it.
-    pub fn set_policy(&mut self, policy: ShapePolicy) {
-        if policy != self.policy {
-            self.runs.clear();
-        }
-        self.policy = policy;
-    }
-
-    /// Drops the kept run shapes.
-    pub fn reset_runs(&mut self) {
-        self.runs.clear();
+    /// The output-shape rule and the cost model, from runs on two shapes `a`
+    /// (one row of 5 tokens) and `b` (4 rows of 16; at `seq_len` for models
+    /// that cannot trim, 2 rows): each run once with ONNX Runtime allocating the
+    /// output (its shape shows how each dimension follows rows and length),
+    /// then twice more into the predicted shape, timed (the faster counts). Six
+    /// short runs: about 80 ms on all-MiniLM-L6-v2 int8 with one thread.
+    fn learn(&mut self, buffers: &mut EmbedBuffers) -> Result<(), EmbedError> {
+        let (short, long) = if self.policy.trims {
+            (self.seq_len.min(8) - 3, self.seq_len.min(16))
+        } else {
+            (self.seq_len, self.seq_len)
+        };
+        let a = (1, short);
+        let b = match (self.policy.batches, self.policy.trims) {
+            (false, _) => (1, long),
+            (true, true) => (4, long),
+            (true, false) => (2, long),
+        };
+        // Rows of ordinary token ids, every position valid up to its length.
+        let ids: Vec<i64> = (0..self.seq_len * b.0)
+            .map(|i| 1 + (i as i64 * 7) % 9)
+            .collect();
+        let mask: Vec<i64> = (0..self.seq_len * b.0)
+            .map(|i| i64::from(i % self.seq_len < long))
+            .collect();
+        let rows = TokenRows {
+            seq_len: self.seq_len,
+            ids: &ids,
+            mask: Some(&mask),
+            token_types: None,
+        };
+        let lens = [long; 4];
+        let indices = [0u32, 1, 2, 3];
+        let mut probe = |runner: &Self, (n, len): (usize, usize), mode| {
+            let started = Instant::now();
+            let shape = runner.run_group(buffers, &rows, &indices[..n], &lens[..n], len, mode)?;
+            Ok::<_, EmbedError>((shape, started.elapsed().as_secs_f64()))
+        };
+        let (shape_a, _) = probe(self, a, OutputMode::OrtAllocated)?;
+        self.hidden =
+            OutputLayout::from_shape(&shape_a, self.seq_len, 1, self.policy.time_major)?.hidden();
+        let (shape_b, _) = if b == a {
+            (shape_a.clone(), 0.0)
+        } else {
+            probe(self, b, OutputMode::OrtAllocated)?
+        };
+        self.output_rules = match self.policy.data_dependent_output {
+            true => None,
+            false => output_rules(a, &shape_a, b, &shape_b),
+        };
+        let mode = match self.output_rules {
+            Some(_) => OutputMode::Preallocated,
+            None => OutputMode::OrtAllocated,
+        };
+        // Timed: the best of the second and third runs of each shape (other
+        // work on the machine only ever makes a run slower).
+        let mut timed = |runner: &Self, mode| -> Result<(f64, f64), EmbedError> {
+            let (mut time_a, mut time_b) = (f64::INFINITY, f64::INFINITY);
+            for _ in 0..2 {
+                time_a = time_a.min(probe(runner, a, mode)?.1);
+                time_b = time_b.min(probe(runner, b, mode)?.1);
+            }
+            Ok((time_a, time_b))
+        };
+        let (time_a, time_b) = match timed(self, mode) {
+            Ok(times) => times,
+            Err(_) if mode == OutputMode::Preallocated => {
+                // ONNX Runtime rejected a predicted shape: it allocates from now on.
+                self.output_rules = None;
+                timed(self, OutputMode::OrtAllocated)?
+            }
+            Err(e) => return Err(e),
+        };
+        self.ort_allocates
+            .store(self.output_rules.is_none(), Ordering::Relaxed);
+        // The probes' tensors of the other mode are never used again.
+        buffers.workspace.keep_runs_of(match self.output_rules {
+            Some(_) => OutputMode::Preallocated,
+            None => OutputMode::OrtAllocated,
+        });
+        self.cost = CostModel::from_timings(a.0 * a.1, time_a, b.0 * b.1, time_b);
+        Ok(())
     }
 
     pub fn seq_len(&self) -> usize {
         self.seq_len
     }
 
-    /// The last dimension of the output, once a run has shown it.
-    pub fn hidden(&self) -> Option<usize> {
-        (!self.pooled.is_empty()).then_some(self.pooled.len())
+    /// How this handle runs rows (the self-check's policy) and its hidden size.
+    pub fn plan(&self) -> ExecutionPlan {
+        ExecutionPlan {
+            policy: self.policy,
+            hidden: self.hidden,
+        }
     }
 
-    /// Bytes held by the storages and the pooling scratch (not ONNX Runtime's).
-    pub fn pool_bytes(&self) -> usize {
-        let inputs: usize = self.inputs.iter().map(|s| s.storage.len() * 8).sum();
-        inputs + self.output.bytes() + self.pooled.len() * 4
+    /// The last dimension of the output, 0 when no run has shown it.
+    pub fn hidden(&self) -> usize {
+        self.hidden
     }
 
-    /// Run shapes whose tensors are kept.
-    pub fn cached_shapes(&self) -> usize {
-        self.runs.len()
+    /// The measured cost model of a run.
+    pub fn cost(&self) -> CostModel {
+        self.cost
     }
 
-    /// The hot path: embeds `rows` into `out` (`out_dim` values per row), in
-    /// runs of at most [`MAX_ROWS_PER_RUN`] consecutive rows that the policy lets
-    /// share a run (one row at a time for models whose vectors would depend on
-    /// their neighbours or on padding, and when the model's batch dimension is
-    /// fixed). `after_run` is the strict-mode check that follows each run. On
-    /// error, `out` may be partly written.
+    /// Whether ONNX Runtime allocates each output (its shape is not predictable).
+    pub fn ort_allocates(&self) -> bool {
+        self.ort_allocates.load(Ordering::Relaxed)
+    }
+
+    /// The most rows a run of `len` positions may hold: [`MAX_ROWS_PER_RUN`],
+    /// and what keeps a workspace within [`KEEP_BYTES`] (storage grows up to
+    /// twice what a run needs).
+    fn max_rows(&self, len: usize) -> usize {
+        let per_position = self.hidden.max(1) * 4 + self.inputs.len() * 8;
+        let per_row = per_position.saturating_mul(len).max(1);
+        (KEEP_BYTES / 2 / per_row).clamp(1, MAX_ROWS_PER_RUN)
+    }
+
+    /// The hot path: embeds `rows` into `out` (`out_dim` values per row, in
+    /// the caller's order). Rows are grouped by length in windows of
+    /// [`WINDOW`]; `after_run` is the strict-mode check that follows each run.
+    /// On error, `out` may be partly written.
     pub fn embed_rows(
-        &mut self,
+        &self,
+        buffers: &mut EmbedBuffers,
         rows: &TokenRows<'_>,
         out: &mut [f32],
         out_dim: usize,
-        after_run: &impl Fn() -> Result<(), EmbedError>,
+        after_run: &dyn Fn() -> Result<(), EmbedError>,
+    ) -> Result<(), EmbedError> {
+        self.embed_rows_with(buffers, rows, out, out_dim, after_run, None)
+    }
+
+    /// As [`Self::embed_rows`]; with `helpers`, groups also run on them in parallel.
+    pub fn embed_rows_with(
+        &self,
+        buffers: &mut EmbedBuffers,
+        rows: &TokenRows<'_>,
+        out: &mut [f32],
+        out_dim: usize,
+        after_run: &dyn Fn() -> Result<(), EmbedError>,
+        mut helpers: Option<&mut dyn Helpers>,
     ) -> Result<(), EmbedError> {
         let count = rows.count();
-        let mut first = 0;
-        while first < count {
-            // Each row's own length, once per run (at most MAX_ROWS_PER_RUN rows).
-            let mut own_lens = [0usize; MAX_ROWS_PER_RUN];
-            let n = self.next_group(rows, first, &mut own_lens);
-            let group = rows.slice(first, n);
-            let own_lens = &own_lens[..n];
-            let len = own_lens.iter().copied().max().unwrap_or(1);
-            let prepared = self.prepare(&group, own_lens, len)?;
-            let out = &mut out[first * out_dim..(first + n) * out_dim];
-            self.run_prepared(prepared, &group, out, out_dim, after_run)?;
-            first += n;
+        let result = (|| {
+            for first in (0..count).step_by(WINDOW) {
+                let window = rows.slice(first, WINDOW.min(count - first));
+                let out = &mut out[first * out_dim..(first + window.count()) * out_dim];
+                buffers.lens.clear();
+                for row in window.iter() {
+                    buffers
+                        .lens
+                        .push(self.policy.row_length(self.seq_len, &row));
+                }
+                let grouping = grouping(&self.policy);
+                buffers
+                    .grouper
+                    .plan(&buffers.lens, grouping, self.cost, &|len| {
+                        self.max_rows(len)
+                    });
+                match helpers.as_deref_mut() {
+                    Some(helpers) if buffers.grouper.group_count() > 1 => {
+                        helpers.run_window(self, buffers, &window, out, out_dim, after_run)?
+                    }
+                    _ => {
+                        let EmbedBuffers {
+                            workspace,
+                            grouper,
+                            lens,
+                            pooled,
+                        } = buffers;
+                        for group in grouper.groups() {
+                            let len = group_len(lens, group);
+                            self.run_and_pool(
+                                workspace, pooled, &window, group, lens, len, out, out_dim,
+                            )?;
+                            after_run()?;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })();
+        buffers.workspace.trim(KEEP_BYTES);
+        result
+    }
+
+    /// Runs one group in `workspace` and pools its rows into their places in `out`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_and_pool(
+        &self,
+        workspace: &mut Workspace,
+        pooled: &mut Vec<f32>,
+        window: &TokenRows<'_>,
+        group: &[u32],
+        lens: &[usize],
+        len: usize,
+        out: &mut [f32],
+        out_dim: usize,
+    ) -> Result<(), EmbedError> {
+        self.load(workspace, window, group, lens, len)?;
+        self.run_loaded(workspace, group.len(), len)?;
+        let (shape, data) = workspace.last_output();
+        let layout = self.layout(shape, group.len())?;
+        pool_rows(data, layout, window, group, pooled, out, out_dim)
+    }
+
+    /// How to read the output of a run of `rows` rows.
+    pub fn layout(&self, shape: &[i64], rows: usize) -> Result<OutputLayout, EmbedError> {
+        let layout = OutputLayout::from_shape(shape, self.seq_len, rows, self.policy.time_major)?;
+        if self.hidden != 0 && layout.hidden() != self.hidden {
+            return Err(EmbedError::library("invalid_hidden_dim"));
+        }
+        Ok(layout)
+    }
+
+    /// Runs one group and returns the output's shape (create-time probes).
+    fn run_group(
+        &self,
+        buffers: &mut EmbedBuffers,
+        rows: &TokenRows<'_>,
+        group: &[u32],
+        lens: &[usize],
+        len: usize,
+        mode: OutputMode,
+    ) -> Result<Vec<i64>, EmbedError> {
+        let workspace = &mut buffers.workspace;
+        self.load(workspace, rows, group, lens, len)?;
+        self.run_mode(workspace, group.len(), len, mode)?;
+        Ok(workspace.last_output().0.to_vec())
+    }
+
+    /// Writes the rows `group` of `rows` (each needing `lens[row]` positions
+    /// alone), cut or padded to `len`, into the workspace's inputs.
+    pub fn load(
+        &self,
+        workspace: &mut Workspace,
+        rows: &TokenRows<'_>,
+        group: &[u32],
+        lens: &[usize],
+        len: usize,
+    ) -> Result<(), EmbedError> {
+        let n = group.len();
+        for (index, plan) in self.inputs.iter().enumerate() {
+            let elements = input_elements(&plan.shape, self.policy, n, len)?;
+            let per_row = elements / n;
+            if per_row == 0 {
+                continue;
+            }
+            match plan.element() {
+                Element::F32 => workspace.input_f32(index, elements)?.fill(0.0),
+                Element::I64 => {
+                    let data = workspace.input_i64(index, elements)?;
+                    for (&row, dst) in group.iter().zip(data.chunks_exact_mut(per_row)) {
+                        let row = row as usize;
+                        fill_row(plan.fill, &rows.row(row), lens[row], dst);
+                    }
+                }
+            }
         }
         Ok(())
     }
 
-    /// The rows from `first` on that share the next run: their number, with
-    /// their own lengths written to `own_lens`. Rows keep the caller's order.
-    fn next_group(
+    /// Runs the loaded inputs as run shape (`n`, `len`) (the output is then
+    /// the workspace's [`Workspace::last_output`]): into a preallocated output
+    /// of the predicted shape, or, once that was rejected, into one ONNX
+    /// Runtime allocates.
+    pub fn run_loaded(
         &self,
-        rows: &TokenRows<'_>,
-        first: usize,
-        own_lens: &mut [usize; MAX_ROWS_PER_RUN],
-    ) -> usize {
-        let limit = if self.policy.may_batch() {
-            MAX_ROWS_PER_RUN.min(rows.count() - first)
-        } else {
-            1
-        };
-        own_lens[0] = self.policy.row_length(self.seq_len, &rows.row(first));
-        let mut n = 1;
-        while n < limit {
-            let own = self.policy.row_length(self.seq_len, &rows.row(first + n));
-            if !self.policy.may_share(own_lens[0], own) {
-                break;
-            }
-            own_lens[n] = own;
-            n += 1;
+        workspace: &mut Workspace,
+        n: usize,
+        len: usize,
+    ) -> Result<(), EmbedError> {
+        if self.ort_allocates() {
+            return self.run_mode(workspace, n, len, OutputMode::OrtAllocated);
         }
-        n
+        let predicted = self.run_mode(workspace, n, len, OutputMode::Preallocated);
+        if predicted.is_ok() {
+            return predicted;
+        }
+        // The predicted shape was rejected (or the run failed for another
+        // reason): run again with ONNX Runtime allocating; if that works, the
+        // prediction was wrong and is not used again.
+        self.run_mode(workspace, n, len, OutputMode::OrtAllocated)?;
+        self.ort_allocates.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
-    /// Runs the prepared run shape (unless its output is already computed) and
-    /// pools each row of `rows` into `out`.
-    fn run_prepared(
+    fn run_mode(
+        &self,
+        workspace: &mut Workspace,
+        n: usize,
+        len: usize,
+        mode: OutputMode,
+    ) -> Result<(), EmbedError> {
+        let shapes = || {
+            let inputs: Vec<Vec<i64>> = self
+                .inputs
+                .iter()
+                .map(|p| run_shape(&p.shape, self.policy, n, len))
+                .collect();
+            let output = self.output_rules.as_ref().map_or_else(Vec::new, |rules| {
+                rules
+                    .iter()
+                    .map(|r| match *r {
+                        DimRule::Const(d) => d,
+                        DimRule::Rows => n as i64,
+                        DimRule::Len => len as i64,
+                    })
+                    .collect()
+            });
+            (inputs, output)
+        };
+        workspace.run(&self.session, &self.names, (n, len), mode, &shapes)
+    }
+}
+
+/// Lets a batch run some of its groups elsewhere at the same time (the
+/// handle's helper threads, `crate::runtime`).
+pub trait Helpers {
+    /// Runs every group planned in `buffers.grouper` for `window`, pooling each
+    /// row into `out` (the window's rows, in the caller's order).
+    fn run_window(
         &mut self,
-        (index, computed): (usize, bool),
-        rows: &TokenRows<'_>,
+        runner: &ModelRunner,
+        buffers: &mut EmbedBuffers,
+        window: &TokenRows<'_>,
         out: &mut [f32],
         out_dim: usize,
-        after_run: &impl Fn() -> Result<(), EmbedError>,
-    ) -> Result<(), EmbedError> {
-        self.clock += 1;
-        let run = &mut self.runs[index];
-        run.last_used = self.clock;
-        if computed {
-            after_run()?;
-            let layout = run.layout;
-            return self
-                .output
-                .data()
-                .pool_rows(layout, rows, out, out_dim, &mut self.pooled);
-        }
-        let outputs = self
-            .session
-            .run_with_options(&run.inputs[..], &run.run_options)
-            .map_err(EmbedError::onnx_runtime)?;
-        after_run()?;
-        if self.policy.data_dependent_output {
-            // ONNX Runtime allocated the output; its shape is this run's own.
-            let (shape, data) = output_data(&outputs[0])?;
-            let layout = OutputLayout::from_shape(
-                shape,
-                self.seq_len,
-                rows.count(),
-                self.policy.time_major,
-            )?;
-            if self.pooled.len() != layout.hidden() {
-                return Err(EmbedError::library("invalid_hidden_dim"));
-            }
-            return data.pool_rows(layout, rows, out, out_dim, &mut self.pooled);
-        }
-        drop(outputs);
-        let layout = self.runs[index].layout;
-        self.output
-            .data()
-            .pool_rows(layout, rows, out, out_dim, &mut self.pooled)
+        after_run: &dyn Fn() -> Result<(), EmbedError>,
+    ) -> Result<(), EmbedError>;
+}
+
+/// One caller's pooled buffers: the workspace of its runs and the scratch of
+/// the grouping and pooling. No allocation in steady state.
+pub struct EmbedBuffers {
+    pub workspace: Workspace,
+    pub grouper: Grouper,
+    /// Each row's own length, for the current window.
+    pub lens: Vec<usize>,
+    /// Pooling scratch: `hidden` values.
+    pub pooled: Vec<f32>,
+}
+
+impl EmbedBuffers {
+    /// Bytes held by the storages and the pooling scratch (not ONNX Runtime's).
+    pub fn pool_bytes(&self) -> usize {
+        self.workspace.pool_bytes() + self.pooled.len() * 4
     }
 
-    /// The self-check's run: `rows` (each needing `own_lens` positions alone)
-    /// at `len` positions, as embed runs them. Returns each row's
-    /// L2-normalised pooled vector (`hidden` values, row after row) and the
-    /// output shape.
+    /// Run shapes whose tensors are kept.
+    pub fn cached_shapes(&self) -> usize {
+        self.workspace.cached_shapes()
+    }
+
+    /// Runs made through these buffers.
+    pub fn runs(&self) -> usize {
+        self.workspace.runs() as usize
+    }
+}
+
+/// The run length of a group: its longest row.
+pub fn group_len(lens: &[usize], group: &[u32]) -> usize {
+    group.iter().map(|&r| lens[r as usize]).max().unwrap_or(1)
+}
+
+/// Pools each row of `group` from a run's output into its place in `out`.
+pub fn pool_rows(
+    data: OutputData<'_>,
+    layout: OutputLayout,
+    window: &TokenRows<'_>,
+    group: &[u32],
+    pooled: &mut Vec<f32>,
+    out: &mut [f32],
+    out_dim: usize,
+) -> Result<(), EmbedError> {
+    pooled.resize(layout.hidden(), 0.0);
+    match data {
+        OutputData::F32(d) => pool_typed(d, layout, window, group, pooled, out, out_dim),
+        OutputData::F16(d) => pool_typed(d, layout, window, group, pooled, out, out_dim),
+        OutputData::Bf16(d) => pool_typed(d, layout, window, group, pooled, out, out_dim),
+    }
+}
+
+fn pool_typed<T: OutputElement>(
+    data: &[T],
+    layout: OutputLayout,
+    window: &TokenRows<'_>,
+    group: &[u32],
+    pooled: &mut [f32],
+    out: &mut [f32],
+    out_dim: usize,
+) -> Result<(), EmbedError> {
+    for (index, &row) in group.iter().enumerate() {
+        let row = row as usize;
+        pooling::pool(data, layout, index, window.row(row).mask, pooled);
+        pooling::fold_and_normalize(pooled, &mut out[row * out_dim..(row + 1) * out_dim])?;
+    }
+    Ok(())
+}
+
+/// The self-check's view of a handle being created: its runner and first
+/// buffers ([`execution::self_check`] runs probes through it).
+pub struct Probe<'a> {
+    runner: &'a mut ModelRunner,
+    buffers: &'a mut EmbedBuffers,
+}
+
+impl Probe<'_> {
+    pub fn policy(&self) -> ShapePolicy {
+        self.runner.policy
+    }
+
+    /// Sets the policy; drops the kept run shapes, whose output views follow it.
+    pub fn set_policy(&mut self, policy: ShapePolicy) {
+        if policy != self.runner.policy {
+            self.buffers.workspace.clear_runs();
+        }
+        self.runner.policy = policy;
+    }
+
+    /// Drops the kept run shapes.
+    pub fn reset_runs(&mut self) {
+        self.buffers.workspace.clear_runs();
+    }
+
+    pub fn seq_len(&self) -> usize {
+        self.runner.seq_len
+    }
+
+    /// `rows` (each needing `own_lens` positions alone) at `len` positions, as
+    /// embed runs them. Returns each row's L2-normalised pooled vector (`hidden`
+    /// values, row after row) and the output shape.
     pub fn probe_run(
         &mut self,
         rows: &execution::OwnedRows,
@@ -516,152 +729,49 @@ impl EmbedBuffers {
         len: usize,
     ) -> Result<(Vec<f32>, Vec<i64>), EmbedError> {
         let rows = rows.rows();
-        let prepared = self.prepare(&rows, own_lens, len)?;
-        let hidden = self.pooled.len();
-        let mut out = vec![0.0f32; rows.count() * hidden];
-        self.run_prepared(prepared, &rows, &mut out, hidden, &|| Ok(()))?;
-        Ok((out, self.runs[prepared.0].shape.clone()))
+        let group: Vec<u32> = (0..rows.count() as u32).collect();
+        let (runner, buffers) = (&*self.runner, &mut *self.buffers);
+        runner.load(&mut buffers.workspace, &rows, &group, own_lens, len)?;
+        runner.run_loaded(&mut buffers.workspace, group.len(), len)?;
+        let (shape, data) = buffers.workspace.last_output();
+        let layout = runner.layout(shape, group.len())?;
+        let hidden = layout.hidden();
+        let mut out = vec![0.0f32; group.len() * hidden];
+        pool_rows(
+            data,
+            layout,
+            &rows,
+            &group,
+            &mut buffers.pooled,
+            &mut out,
+            hidden,
+        )?;
+        Ok((out, shape.to_vec()))
     }
 
     /// The output shape ONNX Runtime gives for `rows` at `len` positions (it
-    /// allocates the output: nothing is preallocated for this run).
+    /// allocates the output).
     pub fn output_shape(
         &mut self,
         rows: &execution::OwnedRows,
         own_lens: &[usize],
         len: usize,
     ) -> Result<Vec<i64>, EmbedError> {
-        let (index, _) = self.prepare(&rows.rows(), own_lens, len)?;
-        let options = select_output(&self.output_name, None).map_err(EmbedError::onnx_runtime)?;
-        let outputs = self
-            .session
-            .run_with_options(&self.runs[index].inputs[..], &options)
-            .map_err(EmbedError::onnx_runtime)?;
-        Ok(output_data(&outputs[0])?.0.to_vec())
-    }
-
-    /// Writes `rows` (each needing `own_lens` positions alone) cut to `len` into
-    /// the input storages and returns the index of the run shape's tensors,
-    /// creating them on first use (then the output may already be computed: see
-    /// [`Self::add_run`]).
-    fn prepare(
-        &mut self,
-        rows: &TokenRows<'_>,
-        own_lens: &[usize],
-        len: usize,
-    ) -> Result<(usize, bool), EmbedError> {
-        let n = rows.count();
-        self.reserve_inputs(n, len)?;
-        for slot in &mut self.inputs {
-            let elements = input_elements(&slot.shape, self.policy, n, len)?;
-            let per_row = elements / n;
-            if per_row == 0 {
-                continue;
-            }
-            match &mut slot.storage {
-                Storage::F32(data) => data[..elements].fill(0.0),
-                Storage::I64(data) => {
-                    let chunks = data.chunks_exact_mut(per_row);
-                    for ((row, &own_len), dst) in rows.iter().zip(own_lens).zip(chunks) {
-                        fill_row(slot.fill, &row, own_len, dst);
-                    }
-                }
-            }
-        }
-        match self.runs.iter().position(|r| r.rows == n && r.len == len) {
-            Some(index) => Ok((index, false)),
-            None => self.add_run(n, len),
-        }
-    }
-
-    /// Makes each input storage hold a run of `n` rows of `len`.
-    fn reserve_inputs(&mut self, n: usize, len: usize) -> Result<(), EmbedError> {
-        let mut fits = true;
-        for slot in &self.inputs {
-            fits &= slot.storage.len() >= input_elements(&slot.shape, self.policy, n, len)?;
-        }
-        if fits {
-            return Ok(());
-        }
-        // The kept tensors view the storages about to move.
-        self.runs.clear();
-        for slot in &mut self.inputs {
-            let elements = input_elements(&slot.shape, self.policy, n, len)?;
-            match &mut slot.storage {
-                Storage::I64(v) if v.len() < elements => grow(v, elements)?,
-                Storage::F32(v) if v.len() < elements => grow(v, elements)?,
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Creates the tensors of run shape (`n`, `len`): runs once with ONNX Runtime
-    /// allocating the output to learn its shape, then keeps a view of the output
-    /// storage for every later run. The inputs must already be written. Returns
-    /// the run's index and whether the output storage already holds this run's
-    /// output (copied from the first run, so the caller need not run it again).
-    fn add_run(&mut self, n: usize, len: usize) -> Result<(usize, bool), EmbedError> {
-        if self.runs.len() >= MAX_CACHED_SHAPES {
-            if let Some(oldest) = (0..self.runs.len()).min_by_key(|&i| self.runs[i].last_used) {
-                self.runs.swap_remove(oldest);
-            }
-        }
-        let mut inputs = Vec::with_capacity(self.inputs.len());
-        for slot in &mut self.inputs {
-            let shape = run_shape(&slot.shape, self.policy, n, len);
-            // SAFETY: `run_shape` fits the storage (`reserve_inputs`), and the view
-            // lives in `self.runs`, which is cleared before any storage moves and
-            // dropped before the storages.
-            let view = unsafe {
-                match &mut slot.storage {
-                    Storage::I64(v) => tensor_over(v, &shape, TensorElementType::Int64),
-                    Storage::F32(v) => tensor_over(v, &shape, TensorElementType::Float32),
-                }
-            };
-            inputs.push(SessionInputValue::Owned(
-                view.map_err(EmbedError::onnx_runtime)?,
-            ));
-        }
-        let probe = select_output(&self.output_name, None).map_err(EmbedError::onnx_runtime)?;
-        let outputs = self
-            .session
-            .run_with_options(&inputs[..], &probe)
-            .map_err(EmbedError::onnx_runtime)?;
-        let (shape, data) = output_data(&outputs[0])?;
-        let shape = shape.to_vec();
-        let layout = OutputLayout::from_shape(&shape, self.seq_len, n, self.policy.time_major)?;
-        let (run_options, fresh) = if self.policy.data_dependent_output {
-            let options = select_output(&self.output_name, None);
-            (options.map_err(EmbedError::onnx_runtime)?, false)
-        } else {
-            let elements = run_elements(&shape)?;
-            if self.output.len() < elements {
-                // The kept output views point into the storage about to move.
-                self.runs.clear();
-                self.output.grow(elements)?;
-            }
-            // This run's output is kept: the caller need not run it again.
-            self.output.copy_from(&data)?;
-            // SAFETY: as for the inputs above; the output storage holds `elements`.
-            let output = unsafe { self.output.tensor(&shape) };
-            let output = output.map_err(EmbedError::onnx_runtime)?;
-            let options = select_output(&self.output_name, Some(output));
-            (options.map_err(EmbedError::onnx_runtime)?, true)
-        };
-        drop(outputs);
-        self.pooled.resize(layout.hidden(), 0.0);
-        self.runs.push(ShapedRun {
-            rows: n,
+        let rows = rows.rows();
+        let group: Vec<u32> = (0..rows.count() as u32).collect();
+        self.runner.run_group(
+            self.buffers,
+            &rows,
+            &group,
+            own_lens,
             len,
-            last_used: self.clock,
-            inputs,
-            run_options,
-            shape,
-            layout,
-        });
-        Ok((self.runs.len() - 1, fresh))
+            OutputMode::OrtAllocated,
+        )
     }
+}
+
+fn create_error(e: EmbedError) -> CreateError {
+    CreateError::library(e.message.into_owned())
 }
 
 /// The shape of one input for a run of `n` rows of `len` positions.
@@ -693,13 +803,6 @@ fn input_elements(
         .ok_or_else(|| EmbedError::library("run_too_large"))
 }
 
-fn run_elements(shape: &[i64]) -> Result<usize, EmbedError> {
-    shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(usize::try_from(d).ok()?))
-        .ok_or_else(|| EmbedError::library("run_too_large"))
-}
-
 /// Writes one row of an int64 input (`dst.len()` positions). Positions from
 /// `own_len` on, which a longer row of the batch made part of the run, are
 /// padding (id 0, type 0; their mask is 0): as in the row's own run, the
@@ -721,118 +824,4 @@ fn fill_row(fill: InputFill, row: &TokenInput<'_>, own_len: usize, dst: &mut [i6
         (InputFill::Positions, _, _) => dst.iter_mut().zip(0..).for_each(|(x, i)| *x = i),
         _ => dst.fill(0),
     }
-}
-
-/// Grows `storage` to at least `elements` (doubling), reporting a failed
-/// allocation as an error instead of aborting.
-fn grow<T: Copy + Default>(storage: &mut Vec<T>, elements: usize) -> Result<(), EmbedError> {
-    let target = elements.max(
-        storage
-            .len()
-            .saturating_mul(2)
-            .min(elements.saturating_mul(2)),
-    );
-    storage
-        .try_reserve_exact(target - storage.len())
-        .map_err(|_| EmbedError::library("out_of_memory"))?;
-    storage.resize(target, T::default());
-    Ok(())
-}
-
-/// An ONNX Runtime tensor of `shape` over the first elements of `storage`,
-/// owned as a value (so it can be a preallocated output) but not owning the
-/// memory.
-///
-/// # Safety
-/// `storage` holds at least the shape's element count, and the returned value
-/// is dropped before `storage` is resized, moved or dropped.
-/// `element` is the ONNX type of `T`'s values (`T` has its size and layout).
-unsafe fn tensor_over<T: Copy>(
-    storage: &mut [T],
-    shape: &[i64],
-    element: TensorElementType,
-) -> Result<DynValue, ort::Error> {
-    let allocator = Allocator::default();
-    let bytes = std::mem::size_of_val(storage);
-    let mut value = std::ptr::null_mut();
-    let api = ort::api::ort();
-    // SAFETY: the memory info is the CPU allocator's, the data pointer and byte
-    // count describe `storage`, and `shape` outlives the call; ONNX Runtime only
-    // records the pointer (the caller keeps it valid, per this function's contract).
-    let status = unsafe {
-        (api.CreateTensorWithDataAsOrtValue)(
-            allocator.memory_info().ptr(),
-            storage.as_mut_ptr().cast(),
-            bytes,
-            shape.as_ptr(),
-            shape.len(),
-            element.into(),
-            &mut value,
-        )
-    };
-    // SAFETY: `status` was just returned by the API and is consumed once.
-    unsafe { ort::Error::result_from_status(status) }?;
-    let value = NonNull::new(value).ok_or_else(|| ort::Error::new("no tensor was created"))?;
-    // SAFETY: `value` is a tensor just created on the CPU allocator's memory info;
-    // releasing it does not free `storage` (ONNX Runtime does not own user data).
-    Ok(unsafe { DynValue::from_ptr(value, Some(&allocator)) })
-}
-
-/// Run options that compute only `name`, written into `preallocated` if given.
-pub fn select_output(
-    name: &str,
-    preallocated: Option<DynValue>,
-) -> Result<RunOptions<HasSelectedOutputs>, ort::Error> {
-    let selector = OutputSelector::no_default().with(name);
-    let selector = match preallocated {
-        Some(value) => selector.preallocate(name, value),
-        None => selector,
-    };
-    Ok(RunOptions::new()?.with_outputs(selector))
-}
-
-/// The read output's shape and values (f32, f16 or bf16), or the contract's
-/// error for it.
-fn output_data(output: &DynValue) -> Result<(&[i64], OutputData<'_>), EmbedError> {
-    let ValueType::Tensor { ty, shape, .. } = output.dtype() else {
-        return Err(EmbedError::library("output_not_tensor"));
-    };
-    let data = match OutputType::of(*ty) {
-        Some(OutputType::F32) => {
-            let (_, data) = output
-                .try_extract_tensor::<f32>()
-                .map_err(EmbedError::onnx_runtime)?;
-            OutputData::F32(data)
-        }
-        // SAFETY: the tensor holds 16-bit values of that type; F16 and Bf16 are
-        // `repr(transparent)` over u16.
-        Some(OutputType::F16) => OutputData::F16(unsafe { raw_values(output, shape)? }),
-        // SAFETY: as above.
-        Some(OutputType::Bf16) => OutputData::Bf16(unsafe { raw_values(output, shape)? }),
-        None => return Err(EmbedError::library("output_not_float")),
-    };
-    Ok((shape, data))
-}
-
-/// The values of a CPU tensor of `shape` as `T`.
-///
-/// # Safety
-/// `output` is a tensor whose elements have the size and layout of `T`.
-unsafe fn raw_values<'a, T>(output: &'a DynValue, shape: &[i64]) -> Result<&'a [T], EmbedError> {
-    let count = run_elements(shape)?;
-    if count == 0 {
-        return Ok(&[]);
-    }
-    let api = ort::api::ort();
-    let mut data = std::ptr::null_mut();
-    // SAFETY: `output` is a live tensor value; the call only writes `data`.
-    let status = unsafe { (api.GetTensorMutableData)(output.ptr().cast_mut(), &mut data) };
-    // SAFETY: `status` was just returned by the API and is consumed once.
-    unsafe { ort::Error::result_from_status(status) }.map_err(EmbedError::onnx_runtime)?;
-    if data.is_null() || data.align_offset(std::mem::align_of::<T>()) != 0 {
-        return Err(EmbedError::library("output_not_float"));
-    }
-    // SAFETY: ONNX Runtime's CPU tensor of `count` elements of `T`'s layout (this
-    // function's contract) lives as long as `output`, which the slice borrows.
-    Ok(unsafe { std::slice::from_raw_parts(data.cast::<T>(), count) })
 }

@@ -15,7 +15,7 @@
 //! `seq_len` positions, the mask as given), for hosts that must reproduce stored
 //! vectors bit for bit.
 
-use crate::buffers::{EmbedBuffers, TokenInput, TokenRows};
+use crate::buffers::{Probe, TokenInput, TokenRows};
 use crate::device::gate_is_on;
 
 /// The environment variable that asks for legacy padded runs (1/true/yes/on).
@@ -194,7 +194,7 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 /// Cost: five runs of at most 2 x 7 positions and one of
 /// `min(seq_len, PROBE_PADDED_LEN)` (models that cannot trim: up to three runs
 /// at `seq_len`); measured in the README.
-pub fn self_check(buffers: &mut EmbedBuffers, forced: Option<ExecutionClass>) -> SelfCheck {
+pub fn self_check(buffers: &mut Probe<'_>, forced: Option<ExecutionClass>) -> SelfCheck {
     let start = std::time::Instant::now();
     let mut policy = buffers.policy();
     policy.class = forced.unwrap_or(ExecutionClass::Free);
@@ -229,7 +229,7 @@ pub fn self_check(buffers: &mut EmbedBuffers, forced: Option<ExecutionClass>) ->
     }
 }
 
-fn measure(buffers: &mut EmbedBuffers, classify: bool) -> Result<ProbeDiffs, String> {
+fn measure(buffers: &mut Probe<'_>, classify: bool) -> Result<ProbeDiffs, String> {
     let seq_len = buffers.seq_len();
     let policy = buffers.policy();
     // Runs at the probe's own length where the model trims, else at seq_len;
@@ -290,7 +290,7 @@ fn measure(buffers: &mut EmbedBuffers, classify: bool) -> Result<ProbeDiffs, Str
     }
     if policy.batches && (policy.trims || seq_len <= PROBE_MAX_FULL_LEN) {
         let hidden = alone.len();
-        let batch = |buffers: &mut EmbedBuffers, other: &[i64], other_own: usize| {
+        let batch = |buffers: &mut Probe<'_>, other: &[i64], other_own: usize| {
             let (o_ids, o_mask) = probe_row(other, other.len(), width);
             let rows = rows_of(&[(&ids, &mask), (&o_ids, &o_mask)], width);
             let len = own.max(other_own);

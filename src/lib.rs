@@ -2,8 +2,10 @@
 //! text-embedding library, over ONNX Runtime.
 //!
 //! - [`ffi`]: the exported C ABI (thin: pointers, panics, error strings).
-//! - [`runtime`]: one handle's runtime and its pool of sessions.
-//! - [`buffers`]: a session's pooled buffers and the embed hot path.
+//! - [`runtime`]: one handle's runtime: its session, callers' buffers and helper threads.
+//! - [`buffers`]: the handle's model runner, each caller's buffers and the embed hot path.
+//! - [`workspace`]: one caller's storage, the tensors over it and the ONNX Runtime `Run` call.
+//! - [`batching`]: ordering and grouping a batch's rows by a measured cost model.
 //! - [`session`]: opening an ONNX Runtime session on a device.
 //! - [`device`]: requested-device strings and execution providers.
 //! - [`execution`]: the create-time self-check and how rows may share a run.
@@ -18,6 +20,7 @@
 
 #[cfg(feature = "alloc-counter")]
 pub mod alloc_counter;
+pub mod batching;
 pub mod buffers;
 pub mod device;
 pub mod error;
@@ -31,3 +34,4 @@ pub mod runtime;
 pub mod session;
 #[cfg(feature = "text")]
 pub mod text;
+pub mod workspace;

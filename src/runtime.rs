@@ -1,29 +1,32 @@
 //! The embedding runtime behind one handle: device selection at create, the
-//! handle's sessions, and the calls that embed through them.
+//! handle's session, and the calls that embed through it.
 //!
-//! **Threads.** A handle holds a small pool of sessions on its device, each
-//! with its own pooled buffers ([`EmbedBuffers`]): a call takes a free session,
-//! and opens another (up to [`SessionPool`]'s size) when all are busy, so two
-//! threads embedding on one handle both make progress. Measured on the 2-core
-//! machine of this project (all-MiniLM-L6-v2 int8, real sentences), two
-//! sessions with 1 intra-op thread each served two caller threads about 13%
-//! faster than one session with 2 intra-op threads shared by both (85 vs 75
-//! embeds/s), while one caller alone is served best by `threads` intra-op
-//! threads in one session. So the pool grows only on contention, sessions
-//! share their prepacked weights, and its size is the number of cores divided
-//! by `threads` (at least 1, at most 4), on the CPU only: an accelerator runs
-//! one model at a time anyway, and a second copy would cost device memory.
+//! **Threads.** A handle opens one session, whatever the number of callers:
+//! ONNX Runtime documents concurrent `Run` calls on one session as safe, so
+//! concurrent callers share one copy of the model. Each caller takes its own
+//! pooled buffers ([`EmbedBuffers`]) from the handle's [`BufferPool`], which
+//! grows on contention up to [`MAX_CALLERS`] (callers beyond that wait for a
+//! free one). The session has `threads` intra-op threads.
+//!
+//! **Batches on `threads` N > 1** run up to N groups at once: the caller's
+//! thread and N - 1 helper threads of the handle ([`Crew`], started on the
+//! first batch that has two groups; persistent, so steady-state batches create
+//! no thread). The caller loads each helper's buffers and pools its results,
+//! so a helper only runs the session. One batch at a time uses the crew; a
+//! second concurrent batch runs its groups on its own thread.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::thread::JoinHandle;
 
 use once_cell::sync::OnceCell;
 use ort::session::builder::PrepackedWeights;
 
-use crate::buffers::{EmbedBuffers, ExecutionPlan};
+use crate::batching::Grouper;
+use crate::buffers::{group_len, pool_rows, EmbedBuffers, ExecutionPlan, Helpers, ModelRunner};
 pub use crate::buffers::{TokenInput, TokenRows};
-use crate::device::Device;
+use crate::device::{gate_is_on, Device};
 use crate::error::{CreateError, EmbedError};
 use crate::execution::SelfCheck;
 use crate::fallback::FallbackMonitor;
@@ -40,8 +43,15 @@ pub const MAX_SEQ_LEN: i64 = 1 << 20;
 /// `threads` is clamped to `1..=MAX_THREADS`.
 pub const MAX_THREADS: i32 = 64;
 
-/// Most sessions one handle opens.
-pub const MAX_SESSIONS: usize = 4;
+/// Set (1/true/yes/on) at create, a handle with `threads` > 1 runs a batch's
+/// groups one after another on the caller's thread, each run with `threads`
+/// intra-op threads, instead of up to `threads` groups at once with its helper
+/// threads. For measurements (`make bench` compares both).
+pub const SERIAL_BATCHES_ENV: &str = "C_EMBED_RUNTIME_SERIAL_BATCHES";
+
+/// Most callers served at once by one handle (each with its own buffers);
+/// more wait for a free one. More concurrent runs than cores gain nothing.
+pub const MAX_CALLERS: usize = 16;
 
 /// When CPU-fallback signals count.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -71,12 +81,14 @@ pub struct CreateOptions<'a> {
 pub struct EmbedRuntime {
     seq_len: usize,
     out_dim: usize,
-    hidden: usize,
     device: Device,
     strict: bool,
     fallback: Arc<FallbackMonitor>,
-    sessions: SessionPool,
-    /// What the self-check at create found (the class is in `sessions`' plan).
+    runner: Arc<ModelRunner>,
+    buffers: BufferPool,
+    /// Helper threads for batches (`threads` - 1 of them; none when 1).
+    crew: Option<Mutex<Crew>>,
+    /// What the self-check at create found (the class is in the runner's plan).
     self_check: SelfCheck,
 }
 
@@ -111,27 +123,25 @@ impl EmbedRuntime {
             let monitor = Arc::new(FallbackMonitor::new(counts_signals));
             match session::open(environment, device, &settings, Arc::clone(&monitor)) {
                 Ok(session) => {
-                    let (buffers, self_check) = EmbedBuffers::new(session, seq_len)?;
-                    let hidden = buffers.hidden().unwrap_or(0);
-                    let plan = buffers.plan();
-                    let recipe = SessionRecipe {
-                        model_path: options.model_path.to_path_buf(),
-                        device,
-                        intra_threads,
-                        log_id,
-                        prepacked,
-                        monitor: Arc::clone(&monitor),
-                        seq_len,
-                        plan,
+                    let (runner, first, self_check) = ModelRunner::new(session, seq_len)?;
+                    session::release_freed_memory();
+                    let serial = gate_is_on(std::env::var(SERIAL_BATCHES_ENV).ok().as_deref());
+                    let helpers = match device {
+                        Device::Cpu if !serial => intra_threads - 1,
+                        _ => 0,
                     };
+                    let runner = Arc::new(runner);
+                    let crew =
+                        (helpers > 0).then(|| Mutex::new(Crew::new(helpers, Arc::clone(&runner))));
                     return Ok(Self {
                         seq_len,
                         out_dim,
-                        hidden,
                         device,
                         strict: options.strict,
                         fallback: monitor,
-                        sessions: SessionPool::new(buffers, recipe),
+                        runner,
+                        buffers: BufferPool::new(first),
+                        crew,
                         self_check,
                     });
                 }
@@ -151,8 +161,20 @@ impl EmbedRuntime {
         debug_assert_eq!(rows.seq_len, self.seq_len);
         debug_assert_eq!(out.len(), rows.count() * self.out_dim);
         self.check_strict()?;
-        let mut buffers = self.sessions.acquire();
-        buffers.embed_rows(rows, out, self.out_dim, &|| self.check_strict())
+        let mut buffers = self.buffers.acquire(&self.runner)?;
+        let after_run = || self.check_strict();
+        // The crew serves one batch at a time; a batch that finds it busy runs alone.
+        let mut crew = match (&self.crew, rows.count() > 1) {
+            (Some(crew), true) => match crew.try_lock() {
+                Ok(crew) => Some(crew),
+                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            },
+            _ => None,
+        };
+        let helpers = crew.as_deref_mut().map(|crew| crew as &mut dyn Helpers);
+        self.runner
+            .embed_rows_with(&mut buffers, rows, out, self.out_dim, &after_run, helpers)
     }
 
     pub fn seq_len(&self) -> usize {
@@ -166,7 +188,7 @@ impl EmbedRuntime {
     /// The model's hidden size (last output dimension), 0 when its output is
     /// unusable (then every embed says why).
     pub fn hidden(&self) -> usize {
-        self.hidden
+        self.runner.hidden()
     }
 
     pub fn device(&self) -> Device {
@@ -175,7 +197,7 @@ impl EmbedRuntime {
 
     /// How this handle runs rows (the self-check's class and the output layout).
     pub fn plan(&self) -> ExecutionPlan {
-        self.sessions.recipe.plan
+        self.runner.plan()
     }
 
     /// The self-check's measurements at create.
@@ -187,19 +209,49 @@ impl EmbedRuntime {
         &self.fallback
     }
 
-    /// Sessions open on this handle.
+    /// Sessions open on this handle: always 1 (concurrent callers share it).
     pub fn open_sessions(&self) -> usize {
-        self.sessions.open()
+        1
     }
 
-    /// Bytes held by the pooled buffers of every session.
+    /// Callers' buffers this handle holds (grown on contention).
+    pub fn open_buffers(&self) -> usize {
+        self.buffers.open()
+    }
+
+    /// Whether ONNX Runtime allocates each output (its shape could not be predicted).
+    pub fn ort_allocates_outputs(&self) -> bool {
+        self.runner.ort_allocates()
+    }
+
+    /// The cost model of a run, measured at create.
+    pub fn cost(&self) -> crate::batching::CostModel {
+        self.runner.cost()
+    }
+
+    /// Bytes held by the pooled buffers of every caller and helper.
     pub fn pool_bytes(&self) -> usize {
-        self.sessions.sum(|b| b.pool_bytes())
+        let crew = self.crew.as_ref().map_or(0, |c| {
+            c.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .sum(EmbedBuffers::pool_bytes)
+        });
+        self.buffers.sum(EmbedBuffers::pool_bytes) + crew
     }
 
-    /// Run shapes whose tensors the sessions keep.
+    /// ONNX Runtime runs made on this handle (create's warm-up runs included).
+    pub fn runs(&self) -> usize {
+        let crew = self.crew.as_ref().map_or(0, |c| {
+            c.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .sum(EmbedBuffers::runs)
+        });
+        self.buffers.sum(EmbedBuffers::runs) + crew
+    }
+
+    /// Run shapes whose tensors the callers' buffers keep.
     pub fn cached_shapes(&self) -> usize {
-        self.sessions.sum(|b| b.cached_shapes())
+        self.buffers.sum(EmbedBuffers::cached_shapes)
     }
 
     /// Strict mode: a CPU-fallback signal seen on this handle fails the call.
@@ -217,48 +269,21 @@ impl EmbedRuntime {
     }
 }
 
-/// What opening one more session of a handle takes.
-struct SessionRecipe {
-    model_path: PathBuf,
-    device: Device,
-    intra_threads: usize,
-    log_id: String,
-    prepacked: PrepackedWeights,
-    monitor: Arc<FallbackMonitor>,
-    seq_len: usize,
-    /// Found by the first session's self-check; later sessions run the same way.
-    plan: ExecutionPlan,
-}
-
-/// The sessions of one handle, opened on demand (see the module docs).
-struct SessionPool {
+/// The callers' pooled buffers of one handle, made on demand (see the module docs).
+struct BufferPool {
     /// Filled in order; slot 0 at create.
     slots: Box<[OnceCell<Mutex<EmbedBuffers>>]>,
-    /// Spreads waiting callers over the sessions when all are busy.
-    next: AtomicUsize,
-    recipe: SessionRecipe,
-    /// One thread opens a session at a time.
-    opening: Mutex<()>,
-    /// A session failed to open: stop trying, wait for the open ones.
-    cannot_grow: AtomicBool,
+    /// Spreads waiting callers over the buffers when all are busy.
+    next: AtomicU64,
 }
 
-impl SessionPool {
-    fn new(first: EmbedBuffers, recipe: SessionRecipe) -> Self {
-        let size = match recipe.device {
-            Device::Cpu => std::thread::available_parallelism()
-                .map_or(1, |n| n.get() / recipe.intra_threads)
-                .clamp(1, MAX_SESSIONS),
-            _ => 1,
-        };
-        let slots: Box<[_]> = (0..size).map(|_| OnceCell::new()).collect();
+impl BufferPool {
+    fn new(first: EmbedBuffers) -> Self {
+        let slots: Box<[_]> = (0..MAX_CALLERS).map(|_| OnceCell::new()).collect();
         let _ = slots[0].set(Mutex::new(first));
         Self {
             slots,
-            next: AtomicUsize::new(0),
-            recipe,
-            opening: Mutex::new(()),
-            cannot_grow: AtomicBool::new(false),
+            next: AtomicU64::new(0),
         }
     }
 
@@ -274,59 +299,267 @@ impl SessionPool {
             .sum()
     }
 
-    /// A free session's buffers: the first idle one, else a newly opened one,
-    /// else the next one in turn (waiting for it).
-    fn acquire(&self) -> MutexGuard<'_, EmbedBuffers> {
-        for slot in self.slots.iter().map_while(OnceCell::get) {
-            match slot.try_lock() {
-                Ok(buffers) => return buffers,
-                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+    /// Free buffers: the first idle ones, else new ones in the first empty
+    /// slot, else the next ones in turn (waiting for them).
+    fn acquire(&self, runner: &ModelRunner) -> Result<MutexGuard<'_, EmbedBuffers>, EmbedError> {
+        for slot in &self.slots[..] {
+            let buffers = match slot.get() {
+                Some(buffers) => buffers,
+                None => slot.get_or_try_init(|| runner.new_buffers().map(Mutex::new))?,
+            };
+            match buffers.try_lock() {
+                Ok(buffers) => return Ok(buffers),
+                Err(TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
                 Err(TryLockError::WouldBlock) => {}
             }
         }
-        if let Some(buffers) = self.grow() {
-            return buffers;
+        let index = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.slots.len();
+        let slot = self.slots[index]
+            .get()
+            .expect("every slot was filled above");
+        Ok(slot.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// The helper threads of one handle (see the module docs).
+struct Crew {
+    helpers: Vec<Arc<Helper>>,
+    threads: Vec<JoinHandle<()>>,
+    /// Which group each helper is running, in the current window.
+    pending: Vec<Option<usize>>,
+    wanted: usize,
+    runner: Arc<ModelRunner>,
+}
+
+/// One helper thread's mailbox and buffers.
+struct Helper {
+    state: Mutex<HelperState>,
+    wake: Condvar,
+}
+
+struct HelperState {
+    buffers: Option<EmbedBuffers>,
+    /// A loaded run (rows, length) to do; `None` when idle.
+    job: Option<(usize, usize)>,
+    result: Result<(), EmbedError>,
+    exit: bool,
+}
+
+impl Crew {
+    fn new(wanted: usize, runner: Arc<ModelRunner>) -> Self {
+        Self {
+            helpers: Vec::new(),
+            threads: Vec::new(),
+            pending: Vec::new(),
+            wanted,
+            runner,
         }
-        let open = self.open();
-        let index = self.next.fetch_add(1, Ordering::Relaxed) % open;
-        let slot = self.slots[index].get().expect("slots fill in order");
-        slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Opens the next session if the pool has room and none is being opened.
-    fn grow(&self) -> Option<MutexGuard<'_, EmbedBuffers>> {
-        if self.cannot_grow.load(Ordering::Relaxed) {
-            return None;
-        }
-        let slot = self.slots.iter().find(|s| s.get().is_none())?;
-        let _opening = self.opening.try_lock().ok()?;
-        let slot = slot.get_or_try_init(|| self.open_session()).ok();
-        if slot.is_none() {
-            self.cannot_grow.store(true, Ordering::Relaxed);
-        }
-        Some(slot?.lock().unwrap_or_else(PoisonError::into_inner))
+    fn sum(&self, f: impl Fn(&EmbedBuffers) -> usize) -> usize {
+        self.helpers
+            .iter()
+            .map(|h| {
+                let state = h.state.lock().unwrap_or_else(PoisonError::into_inner);
+                state.buffers.as_ref().map_or(0, &f)
+            })
+            .sum()
     }
 
-    fn open_session(&self) -> Result<Mutex<EmbedBuffers>, CreateError> {
-        let recipe = &self.recipe;
-        let settings = SessionSettings {
-            model_path: &recipe.model_path,
-            intra_threads: recipe.intra_threads,
-            log_id: &recipe.log_id,
-            prepacked: &recipe.prepacked,
+    /// Starts the helper threads on first use (the only allocations of the crew).
+    fn start(&mut self) -> Result<(), EmbedError> {
+        let runner = &self.runner;
+        while self.helpers.len() < self.wanted {
+            let helper = Arc::new(Helper {
+                state: Mutex::new(HelperState {
+                    buffers: Some(runner.new_buffers()?),
+                    job: None,
+                    result: Ok(()),
+                    exit: false,
+                }),
+                wake: Condvar::new(),
+            });
+            let mine = Arc::clone(&helper);
+            let runner = Arc::clone(runner);
+            let thread = std::thread::Builder::new()
+                .name("c_embed_helper".into())
+                .spawn(move || mine.serve(&runner))
+                .map_err(|_| EmbedError::library("cannot_start_thread"))?;
+            self.helpers.push(helper);
+            self.threads.push(thread);
+            self.pending.push(None);
+        }
+        Ok(())
+    }
+
+    /// Collects helper `h`'s finished group into `out`; `wait`: waits for it.
+    #[allow(clippy::too_many_arguments)]
+    fn collect(
+        &mut self,
+        h: usize,
+        wait: bool,
+        runner: &ModelRunner,
+        grouper: &Grouper,
+        pooled: &mut Vec<f32>,
+        window: &TokenRows<'_>,
+        out: &mut [f32],
+        out_dim: usize,
+    ) -> Result<bool, EmbedError> {
+        let Some(group) = self.pending[h] else {
+            return Ok(true);
         };
-        let environment = loader::environment()?;
-        let session = session::open(
-            environment,
-            recipe.device,
-            &settings,
-            Arc::clone(&recipe.monitor),
-        )?;
-        Ok(Mutex::new(EmbedBuffers::with_plan(
-            session,
-            recipe.seq_len,
-            &recipe.plan,
-        )?))
+        let helper = &self.helpers[h];
+        let state = if wait {
+            helper.state.lock().unwrap_or_else(PoisonError::into_inner)
+        } else {
+            match helper.state.try_lock() {
+                Ok(state) => state,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => return Ok(false),
+            }
+        };
+        let state = if wait {
+            helper
+                .wake
+                .wait_while(state, |s| s.job.is_some())
+                .unwrap_or_else(PoisonError::into_inner)
+        } else if state.job.is_some() {
+            return Ok(false);
+        } else {
+            state
+        };
+        self.pending[h] = None;
+        let mut state = state;
+        std::mem::replace(&mut state.result, Ok(()))?;
+        let buffers = state
+            .buffers
+            .as_ref()
+            .ok_or(EmbedError::library("helper_lost"))?;
+        let (shape, data) = buffers.workspace.last_output();
+        let group = grouper.group(group);
+        let layout = runner.layout(shape, group.len())?;
+        pool_rows(data, layout, window, group, pooled, out, out_dim)?;
+        Ok(true)
+    }
+}
+
+impl Helper {
+    /// The helper thread: runs each loaded job until told to exit.
+    fn serve(&self, runner: &ModelRunner) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            state = self
+                .wake
+                .wait_while(state, |s| s.job.is_none() && !s.exit)
+                .unwrap_or_else(PoisonError::into_inner);
+            if state.exit {
+                return;
+            }
+            if let Some((rows, len)) = state.job {
+                let result = match state.buffers.as_mut() {
+                    Some(buffers) => {
+                        let run = std::panic::AssertUnwindSafe(|| {
+                            runner.run_loaded(&mut buffers.workspace, rows, len)
+                        });
+                        std::panic::catch_unwind(run)
+                            .unwrap_or(Err(EmbedError::library("unknown_error")))
+                    }
+                    None => Err(EmbedError::library("helper_lost")),
+                };
+                state.result = result;
+                state.job = None;
+                self.wake.notify_all();
+            }
+        }
+    }
+}
+
+impl Helpers for Crew {
+    fn run_window(
+        &mut self,
+        runner: &ModelRunner,
+        buffers: &mut EmbedBuffers,
+        window: &TokenRows<'_>,
+        out: &mut [f32],
+        out_dim: usize,
+        after_run: &dyn Fn() -> Result<(), EmbedError>,
+    ) -> Result<(), EmbedError> {
+        self.start()?;
+        let EmbedBuffers {
+            workspace,
+            grouper,
+            lens,
+            pooled,
+        } = buffers;
+        let groups = grouper.group_count();
+        let mut next = 0;
+        let mut failure = None;
+        // Largest groups first would balance better; the plan is sorted by
+        // length, so take them from the end.
+        let take = |next: &mut usize| {
+            *next += 1;
+            groups - *next
+        };
+        while next < groups && failure.is_none() {
+            for h in 0..self.helpers.len() {
+                match self.collect(h, false, runner, grouper, pooled, window, out, out_dim) {
+                    Ok(true) if next < groups => {
+                        let g = take(&mut next);
+                        let group = grouper.group(g);
+                        let len = group_len(lens, group);
+                        let helper = Arc::clone(&self.helpers[h]);
+                        let mut state = helper.state.lock().unwrap_or_else(PoisonError::into_inner);
+                        let loaded = match state.buffers.as_mut() {
+                            Some(b) => runner.load(&mut b.workspace, window, group, lens, len),
+                            None => Err(EmbedError::library("helper_lost")),
+                        };
+                        if let Err(e) = loaded {
+                            failure = Some(e);
+                            break;
+                        }
+                        state.job = Some((group.len(), len));
+                        helper.wake.notify_all();
+                        self.pending[h] = Some(g);
+                    }
+                    Ok(_) => {}
+                    Err(e) => failure = Some(e),
+                }
+            }
+            if next < groups && failure.is_none() {
+                let g = take(&mut next);
+                let group = grouper.group(g);
+                let len = group_len(lens, group);
+                let ran = runner
+                    .run_and_pool(workspace, pooled, window, group, lens, len, out, out_dim)
+                    .and_then(|()| after_run());
+                if let Err(e) = ran {
+                    failure = Some(e);
+                }
+            }
+        }
+        // Every helper finishes before the call returns (their results are pooled).
+        for h in 0..self.helpers.len() {
+            if let Err(e) = self.collect(h, true, runner, grouper, pooled, window, out, out_dim) {
+                failure.get_or_insert(e);
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => after_run(),
+        }
+    }
+}
+
+impl Drop for Crew {
+    fn drop(&mut self) {
+        for helper in &self.helpers {
+            let mut state = helper.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.exit = true;
+            helper.wake.notify_all();
+        }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
     }
 }
 

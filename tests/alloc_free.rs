@@ -132,30 +132,22 @@ fn steady_state_embeds_allocate_nothing_for_every_class_and_output_type() {
     ] {
         let handle = Handle::create(&test_model(model), "CPU", 64, 24, 1, 1);
         assert_eq!(allocations_over(&handle, 64, 100, 300), 0, "{model}");
-        assert_eq!(batch_allocations(&handle, 64), 0, "{model}");
+        assert_eq!(batch_allocations(&handle, 64, 100), 0, "{model}");
     }
 }
 
-#[test]
-fn steady_state_batches_allocate_nothing() {
-    let _turn = serial();
-    let handle = Handle::create(&test_model("tiny_bert"), "CPU", 64, 24, 1, 1);
-    assert_eq!(batch_allocations(&handle, 64), 0);
-}
-
-/// Batches of 8, 3 and 1 rows of mixed lengths, 300 times after a warm-up:
-/// the Rust allocations they made.
-fn batch_allocations(handle: &Handle, seq_len: usize) -> usize {
+/// Batches of 8, 3 and 1 rows of mixed lengths (each grouped by length),
+/// 300 times after a warm-up: the Rust allocations they made.
+fn batch_allocations(handle: &Handle, seq_len: usize, vocab: i64) -> usize {
     let rows = 8;
     let mut ids = Vec::new();
     let mut mask = Vec::new();
     for row in 0..rows {
-        let (i, m) = sentence(seq_len, 3 + row * 7, 100, row as i64);
+        let (i, m) = sentence(seq_len, 3 + row * 7, vocab, row as i64);
         ids.extend(i);
         mask.extend(m);
     }
     let mut out = vec![0.0f32; rows * handle.out_dim()];
-    // Batches of 8, 3 and 1 rows, each with its own run length.
     let mut run = |i: usize| {
         let n = [8, 3, 1][i % 3];
         let first = i % (rows - n + 1);
@@ -176,6 +168,24 @@ fn batch_allocations(handle: &Handle, seq_len: usize) -> usize {
         run(i);
     }
     ALLOCATIONS.load(Ordering::SeqCst) - before
+}
+
+#[test]
+fn steady_state_batches_allocate_nothing() {
+    let _turn = serial();
+    let handle = Handle::create(&test_model("tiny_bert"), "CPU", 64, 24, 1, 1);
+    assert_eq!(batch_allocations(&handle, 64, 100), 0);
+}
+
+/// With `threads` 2 a batch's groups also run on the handle's helper thread,
+/// started by the first batch (the warm-up), then reused.
+#[test]
+fn steady_state_batches_on_helper_threads_allocate_nothing() {
+    let _turn = serial();
+    let handle = Handle::create(&test_model("tiny_bert"), "CPU", 64, 24, 2, 1);
+    assert_eq!(batch_allocations(&handle, 64, 100), 0);
+    let real = Handle::create(&real_model(), "CPU", 32, 384, 2, 1);
+    assert_eq!(batch_allocations(&real, 32, 30_000), 0);
 }
 
 #[test]

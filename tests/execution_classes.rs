@@ -12,7 +12,7 @@ use c_embed_runtime::execution::{ExecutionClass, PROBE_TOLERANCE};
 use c_embed_runtime::runtime::{
     CreateOptions, EmbedRuntime, FallbackSignals, TokenInput, TokenRows,
 };
-use common::{paraphrase_model, real_model, sentence, test_model};
+use common::{paraphrase_model, real_model, sentence, test_model, CLASS_MODELS};
 
 fn runtime(model: &std::path::Path, seq_len: i64) -> EmbedRuntime {
     EmbedRuntime::create(&CreateOptions {
@@ -123,14 +123,7 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn batch_rows_equal_single_rows_for_every_class() {
-    for name in [
-        "tiny_bert",
-        "tiny_mask_ignoring",
-        "tiny_int8_dynamic",
-        "tiny_time_major",
-        "tiny_fp16_output",
-        "tiny_nonzero_output",
-    ] {
+    for name in CLASS_MODELS {
         for seq_len in [16usize, 64] {
             let runtime = runtime(&test_model(name), seq_len as i64);
             // Lengths 3, 9, 3, 5, 9, 5: neighbours of the same and other lengths.

@@ -153,6 +153,8 @@ def bert(name, H=32, types=True, pos=False, extras=False, int32_extra=False, sta
         col = g.op("ReduceSum", out, ax2, keepdims=1)
         g.out(g.op("Expand", col, g.const("wide", [1, 1, 16385], np.int64), out="last_hidden_state"),
               F32, dims + [16385])
+    elif head == "doubled":  # tokens twice: [b,2s,H], a shape no rule of rows and length predicts
+        g.out(g.op("Concat", out, out, axis=1, out="last_hidden_state"), F32, [dims[0], "doubled", H])
     elif head == "time_major":  # [sequence, batch, H]
         g.out(g.op("Transpose", out, perm=[1, 0, 2], out="last_hidden_state"), F32, [dims[1], dims[0], H])
     elif head == "nonzero":  # the positions whose mask is not 0: [b, valid, H]
@@ -211,6 +213,7 @@ MODELS = {  # name -> bert() options, or a standalone builder
     "tiny_bert_h48": dict(H=48),
     "tiny_static16": dict(static=True),
     "tiny_fallback_marker": dict(marker=True),
+    "tiny_doubled_tokens": dict(head="doubled"),
     "tiny_int8_dynamic": int8_dynamic,
     "tiny_mask_ignoring": dict(ctx_all=True),
     "tiny_time_major": dict(head="time_major"),

@@ -39,7 +39,7 @@ def corpus() -> list[str]:
     """bench/sentences.txt, the demo's sentences, the tricky texts, a long text, and
     every line of the READMEs (prose, code, tables and punctuation: several hundred)."""
     lines = (REPO / "bench" / "sentences.txt").read_text(encoding="utf-8").splitlines()
-    bench = [line.split("\t", 1)[1] for line in lines if line and not line.startswith("#")]
+    bench = [line for line in lines if line.strip() and not line.startswith("#")]
     readmes = [REPO / "README.md", REPO / "examples" / "README.md", REPO / "bench" / "README.md"]
     prose = [line for path in readmes for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return bench + list(DEMO_SENTENCES) + TRICKY + [" ".join(bench)] + prose

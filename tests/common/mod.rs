@@ -168,6 +168,18 @@ impl Drop for Handle {
     }
 }
 
+/// One generated model per execution class and output layout: (a) tiny_bert,
+/// time-major and fp16 outputs; (b) mask-ignoring; (c) int8 dynamic and a
+/// data-dependent output shape.
+pub const CLASS_MODELS: [&str; 6] = [
+    "tiny_bert",
+    "tiny_mask_ignoring",
+    "tiny_int8_dynamic",
+    "tiny_time_major",
+    "tiny_fp16_output",
+    "tiny_nonzero_output",
+];
+
 /// Token ids of a short "sentence": [CLS]-like 1, then `len - 2` ids, then 2, then padding.
 pub fn sentence(seq_len: usize, len: usize, vocab: i64, seed: i64) -> (Vec<i64>, Vec<i64>) {
     let mut ids = vec![0i64; seq_len];
