@@ -4,7 +4,7 @@ Usage: .venv/bin/python bench/execution_classes.py   (after make setup && make b
 
 For paraphrase-MiniLM-L3-v2 fp32 (class a) and the same model quantised by
 onnxruntime.quantization.quantize_dynamic (made here, in a temporary directory;
-class c), on the 12 sentences of bench/sentences.txt at seq_len 128, one thread:
+class c), on the sentences of bench/sentences.txt at seq_len 128, one thread:
 the create time (the self-check included), the time per sentence embedded one
 per call and as one batch of 12, in the default mode and with
 C_EMBED_RUNTIME_PADDED=1, and how far the default vectors are from the padded

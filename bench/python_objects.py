@@ -70,8 +70,8 @@ WARMUP = 10
 def read_sentences(path: Path) -> list[str]:
     texts = []
     for line in path.read_text(encoding="utf-8").splitlines():
-        if line and not line.startswith("#"):
-            texts.append(line.split("\t", 1)[1])
+        if line.strip() and not line.startswith("#"):
+            texts.append(line)
     return texts
 
 
