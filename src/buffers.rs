@@ -33,6 +33,7 @@
 //! ([`crate::execution`]): a row's vector depends only on its own tokens.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use ort::session::Session;
@@ -44,6 +45,7 @@ use crate::execution::{self, ExecutionClass, SelfCheck, ShapePolicy};
 use crate::model::{self, InputFill, OutputType};
 use crate::pooling::{self, OutputElement, OutputLayout};
 pub use crate::workspace::MAX_CACHED_SHAPES;
+use crate::watchdog::RunGate;
 use crate::workspace::{Element, OutputData, OutputMode, RunNames, Workspace, KEEP_BYTES};
 
 /// Most rows one run holds. On CPU, groups of 8-16 already amortise the fixed
@@ -222,6 +224,8 @@ pub struct ModelRunner {
     ort_allocates: AtomicBool,
     cost: CostModel,
     hidden: usize,
+    /// The run-time limit and destroy flag of every run on this handle.
+    gate: Arc<RunGate>,
 }
 
 impl ModelRunner {
@@ -235,6 +239,7 @@ impl ModelRunner {
     pub fn new(
         session: Session,
         seq_len: usize,
+        gate: Arc<RunGate>,
     ) -> Result<(Self, EmbedBuffers, SelfCheck), CreateError> {
         model::check_model(session.inputs(), session.outputs())?;
         let (output_index, output_type) = model::select_output(session.outputs())?;
@@ -261,6 +266,7 @@ impl ModelRunner {
             ort_allocates: AtomicBool::new(true),
             cost: CostModel::DEFAULT,
             hidden: 0,
+            gate,
         };
         let mut buffers = runner.new_buffers().map_err(create_error)?;
         let forced = execution::padded_requested().then_some(ExecutionClass::Padded);
@@ -273,14 +279,24 @@ impl ModelRunner {
         );
         // Errors here are the model's, reported by each embed as the contract wants.
         let _ = runner.learn(&mut buffers);
+        // A hung model is not: it fails the create.
+        if runner.gate.timed_out() {
+            return Err(CreateError::library(runner.gate.limit_error().message));
+        }
+        runner.gate.created();
         Ok((runner, buffers, check))
+    }
+
+    /// Stops the runs in flight (their callers get an error) and refuses new ones.
+    pub fn close(&self) {
+        self.gate.close();
     }
 
     /// Fresh pooled buffers for one more caller.
     pub fn new_buffers(&self) -> Result<EmbedBuffers, EmbedError> {
         let elements: Vec<Element> = self.inputs.iter().map(InputPlan::element).collect();
         Ok(EmbedBuffers {
-            workspace: Workspace::new(&elements, self.output_type)?,
+            workspace: Workspace::new(&elements, self.output_type, Arc::clone(&self.gate))?,
             grouper: Grouper::new(),
             lens: Vec::with_capacity(WINDOW),
             pooled: Vec::with_capacity(self.hidden),

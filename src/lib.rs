@@ -10,6 +10,8 @@
 //! - [`device`]: requested-device strings and execution providers.
 //! - [`execution`]: the create-time self-check and how rows may share a run.
 //! - [`model`]: model checks, input filling and output selection.
+//! - [`model_file`]: reading the model file once at create.
+//! - [`watchdog`]: the run-time limit, and stopping runs at destroy.
 //! - [`pooling`]: mean pooling, folding and normalisation.
 //! - [`fallback`]: CPU-fallback signal detection.
 //! - [`loader`]: finding and loading the ONNX Runtime library.
@@ -29,9 +31,11 @@ pub mod fallback;
 pub mod ffi;
 pub mod loader;
 pub mod model;
+pub mod model_file;
 pub mod pooling;
 pub mod runtime;
 pub mod session;
 #[cfg(feature = "text")]
 pub mod text;
+pub mod watchdog;
 pub mod workspace;

@@ -31,7 +31,9 @@ use crate::error::{CreateError, EmbedError};
 use crate::execution::SelfCheck;
 use crate::fallback::FallbackMonitor;
 use crate::loader;
+use crate::model_file::ModelFile;
 use crate::session::{self, SessionSettings};
+use crate::watchdog::RunGate;
 
 /// `seq_len` is clamped to at least this.
 pub const MIN_SEQ_LEN: i64 = 8;
@@ -105,13 +107,16 @@ impl EmbedRuntime {
         let seq_len = options.seq_len.max(MIN_SEQ_LEN) as usize;
         let out_dim = options.out_dim.max(1) as usize;
         let intra_threads = options.threads.clamp(1, MAX_THREADS) as usize;
-        check_model_path(options.model_path)?;
+        if options.model_path.as_os_str().is_empty() {
+            return Err(CreateError::library("model path is empty"));
+        }
+        let model = ModelFile::read(options.model_path)?;
 
         let environment = loader::environment()?;
         let log_id = next_log_id();
         let prepacked = PrepackedWeights::new();
         let settings = SessionSettings {
-            model_path: options.model_path,
+            model: &model,
             intra_threads,
             log_id: &log_id,
             prepacked: &prepacked,
@@ -123,7 +128,8 @@ impl EmbedRuntime {
             let monitor = Arc::new(FallbackMonitor::new(counts_signals));
             match session::open(environment, device, &settings, Arc::clone(&monitor)) {
                 Ok(session) => {
-                    let (runner, first, self_check) = ModelRunner::new(session, seq_len)?;
+                    let gate = RunGate::from_env();
+                    let (runner, first, self_check) = ModelRunner::new(session, seq_len, gate)?;
                     session::release_freed_memory();
                     let serial = gate_is_on(std::env::var(SERIAL_BATCHES_ENV).ok().as_deref());
                     let helpers = match device {
@@ -149,6 +155,12 @@ impl EmbedRuntime {
             }
         }
         Err(CreateError::join(failures))
+    }
+
+    /// Stops the runs in flight on this handle (their callers get an error)
+    /// and refuses new ones: the handle is being destroyed.
+    pub fn close(&self) {
+        self.runner.close();
     }
 
     /// Embeds one sequence into `out` (`out_dim` values).
@@ -560,23 +572,6 @@ impl Drop for Crew {
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
-    }
-}
-
-fn check_model_path(path: &Path) -> Result<(), CreateError> {
-    if path.as_os_str().is_empty() {
-        return Err(CreateError::library("model path is empty"));
-    }
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => Err(CreateError::library(format!(
-            "model path is a directory: {}",
-            shown(path)
-        ))),
-        Ok(_) => Ok(()),
-        Err(e) => Err(CreateError::library(format!(
-            "cannot read model file {}: {e}",
-            shown(path)
-        ))),
     }
 }
 

@@ -1,6 +1,5 @@
 //! Opening one ONNX Runtime session on one device, with its own log callback.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use ort::environment::Environment;
@@ -12,10 +11,12 @@ use ort::session::Session;
 use crate::device::{self, Device};
 use crate::error::CreateError;
 use crate::fallback::FallbackMonitor;
+use crate::model_file::ModelFile;
 
 /// How every session of this library is configured.
 pub struct SessionSettings<'a> {
-    pub model_path: &'a Path,
+    /// The model, read once at create (see [`crate::model_file`]).
+    pub model: &'a ModelFile,
     /// ONNX Runtime intra-op threads (already clamped).
     pub intra_threads: usize,
     /// Tags this session's log messages (shown in ONNX Runtime's own log lines).
@@ -24,7 +25,7 @@ pub struct SessionSettings<'a> {
     pub prepacked: &'a PrepackedWeights,
 }
 
-/// Opens `settings.model_path` on `device`. Warning-level and higher messages of
+/// Opens `settings.model` on `device`. Warning-level and higher messages of
 /// this session (and only this session) go to `monitor`.
 pub fn open(
     environment: &Environment,
@@ -70,10 +71,24 @@ pub fn open(
     builder = builder
         .with_execution_providers(providers)
         .map_err(ort_error)?;
+    // From memory, ONNX Runtime reads external data from this folder (and, as
+    // for a model opened from a file, never outside it). The option is a
+    // UTF-8 string: a model in another directory is opened from its path.
+    let Some(folder) = settings.model.directory.to_str() else {
+        return builder
+            .commit_from_file(&settings.model.path)
+            .map_err(ort_error);
+    };
+    builder = builder
+        .with_config_entry(EXTERNAL_DATA_FOLDER, folder)
+        .map_err(ort_error)?;
     builder
-        .commit_from_file(settings.model_path)
+        .commit_from_memory(&settings.model.bytes)
         .map_err(ort_error)
 }
+
+/// ONNX Runtime's session option for the folder of a model opened from memory.
+const EXTERNAL_DATA_FOLDER: &str = "session.model_external_initializers_file_folder_path";
 
 /// The memory settings of every session, chosen from measurement on
 /// all-MiniLM-L6-v2 int8 (2-core machine, `make bench`'s `rss` run):

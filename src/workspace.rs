@@ -22,6 +22,7 @@
 
 use std::ffi::{c_char, CString};
 use std::ptr::NonNull;
+use std::sync::Arc;
 
 use ort::memory::Allocator;
 use ort::session::{RunOptions, Session};
@@ -31,6 +32,7 @@ use ort::AsPointer;
 use crate::error::EmbedError;
 use crate::model::OutputType;
 use crate::pooling::{Bf16, F16};
+use crate::watchdog::{RunGate, Watch};
 
 /// Run shapes (rows, length) whose tensors are kept. A caller mixing more
 /// shapes than this recreates the least recently used one (a few allocations).
@@ -259,7 +261,10 @@ pub struct Workspace {
     /// Shape and element count of the values in `output` after the last run.
     output_shape: Vec<i64>,
     output_elements: usize,
-    run_options: RunOptions,
+    /// Shared with the watchdog, which may stop a run through them.
+    run_options: Arc<RunOptions>,
+    /// The handle's run limit and destroy flag.
+    gate: Arc<RunGate>,
     /// Counts runs, to find the least recently used shape.
     clock: u64,
 }
@@ -274,7 +279,11 @@ impl Drop for Workspace {
 impl Workspace {
     /// A workspace for a model whose inputs have these element types and whose
     /// read output has type `output`.
-    pub fn new(inputs: &[Element], output: OutputType) -> Result<Self, EmbedError> {
+    pub fn new(
+        inputs: &[Element],
+        output: OutputType,
+        gate: Arc<RunGate>,
+    ) -> Result<Self, EmbedError> {
         Ok(Self {
             runs: Vec::new(),
             inputs: inputs
@@ -287,7 +296,8 @@ impl Workspace {
             output: OutputStorage::new(output),
             output_shape: Vec::new(),
             output_elements: 0,
-            run_options: RunOptions::new().map_err(EmbedError::onnx_runtime)?,
+            run_options: Arc::new(RunOptions::new().map_err(EmbedError::onnx_runtime)?),
+            gate,
             clock: 0,
         })
     }
@@ -403,6 +413,11 @@ impl Workspace {
             Some(view) => view.ptr_mut(),
             None => std::ptr::null_mut(),
         };
+        // A run stopped earlier left the flag set; no other run uses these options.
+        self.run_options
+            .unterminate()
+            .map_err(EmbedError::onnx_runtime)?;
+        let watch = Watch::start(&self.gate, &self.run_options)?;
         let api = ort::api();
         // SAFETY: ONNX Runtime documents `Run` as safe to call concurrently on
         // one session (its threading documentation: "multiple threads can invoke
@@ -426,7 +441,13 @@ impl Workspace {
             )
         };
         // SAFETY: `status` was just returned by the API and is consumed once.
-        unsafe { ort::Error::result_from_status(status) }.map_err(EmbedError::onnx_runtime)?;
+        let ran = unsafe { ort::Error::result_from_status(status) };
+        let stopped = watch.finish(&self.gate);
+        if let Err(error) = ran {
+            // A run the watchdog or a destroy stopped says why, not ONNX Runtime's words.
+            stopped?;
+            return Err(EmbedError::onnx_runtime(error));
+        }
         if run.output.is_some() {
             self.output_elements = run_elements(&run.output_shape)?;
             self.output_shape.clone_from(&run.output_shape);

@@ -49,6 +49,10 @@ Error-path models (all load and run in onnxruntime CPU)
   bad_float_mask          attention_mask is float              -> refused at create
   bad_string_input        + an unused string input `text`      -> refused at create
   bad_huge_extra          + float input [1, 100000, 1000] (400 MB of zeros) -> refused at create
+Models that never finish a run (stopped by the run-time limit or a destroy)
+  slow_loop_forever       a Loop of 10^15 float additions: even create's self-check hangs.
+  slow_loop_by_types      the same Loop run sum(token_type_ids) * 10^15 times: create's
+                          runs (zero types) are instant, an embed with a type 1 hangs.
 (tiny_static16 opened with a seq_len other than 16 is refused at create too.)
 Tokenizer (text in)
   tiny_tokenizer.json     a BERT WordPiece tokenizer.json (lower-casing normalizer, BERT
@@ -188,6 +192,30 @@ def sequence_input():
     return g.model("bad_sequence_input")
 
 
+def slow_loop(name, by_types):
+    """A Loop that adds 1 to a float 10^15 times: runs until it is stopped.
+    by_types: the trip count is 10^15 * sum(token_type_ids), so runs with zero
+    types (create's self-check) are instant and a row with a type 1 hangs."""
+    g = Graph()
+    ids = g.inp("input_ids", I64, ["batch", "sequence"])
+    forever = g.const("forever", 10**15, np.int64)
+    if by_types:
+        types = g.inp("token_type_ids", I64, ["batch", "sequence"])
+        forever = g.op("Mul", g.op("ReduceSum", types, keepdims=0), forever)
+    body = helper.make_graph(
+        [helper.make_node("Add", ["v", "one"], ["v_next"]), helper.make_node("Identity", ["cond"], ["cond_next"])],
+        "add_one",
+        [helper.make_tensor_value_info("i", I64, []), helper.make_tensor_value_info("cond", TP.BOOL, []),
+         helper.make_tensor_value_info("v", F32, [])],
+        [helper.make_tensor_value_info("cond_next", TP.BOOL, []), helper.make_tensor_value_info("v_next", F32, [])],
+        [numpy_helper.from_array(np.asarray(1.0, dtype=np.float32), "one")])
+    start = g.op("Cast", g.op("ReduceSum", ids, keepdims=0), to=F32)
+    looped = g.op("Loop", forever, g.const("keep_going", True, np.bool_), start, body=body)
+    per_token = g.op("Unsqueeze", g.op("Cast", ids, to=F32), g.const("last_axis", [-1], np.int64))
+    g.out(g.op("Add", per_token, looped, out="last_hidden_state"), F32, ["batch", "sequence", 1])
+    return g.model(name)
+
+
 def int8_dynamic():
     """tiny_bert quantised by ONNX Runtime's own tool (MatMul weights int8, dynamic
     activation scales), as `model_quantized.onnx` files are made."""
@@ -231,6 +259,8 @@ MODELS = {  # name -> bert() options, or a standalone builder
     "bad_float_mask": dict(float_mask=True),
     "bad_string_input": dict(string_input=True),
     "bad_huge_extra": dict(huge_extra=True),
+    "slow_loop_forever": lambda: slow_loop("slow_loop_forever", by_types=False),
+    "slow_loop_by_types": lambda: slow_loop("slow_loop_by_types", by_types=True),
 }
 
 

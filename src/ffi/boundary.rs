@@ -1,11 +1,49 @@
 //! The panic boundary and the pointer helpers every exported function uses.
 
-use std::ffi::{c_char, CStr};
+use std::ffi::{c_char, c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Runs `body`, turning a panic into `on_panic` so that no unwind crosses the C ABI.
+///
+/// Thread cancellation is disabled for the duration: a `pthread_cancel` acting
+/// inside the library (on a wait of ONNX Runtime or of a lock) would unwind
+/// through frames that cannot be unwound and abort the process. A pending
+/// cancellation takes effect at the caller's next cancellation point after the
+/// call returns.
 pub fn catch_panic<R>(on_panic: R, body: impl FnOnce() -> R) -> R {
+    let _no_cancel = CancelDisabled::new();
     catch_unwind(AssertUnwindSafe(body)).unwrap_or(on_panic)
+}
+
+// POSIX, not in the `libc` crate for Linux; the values are those of glibc and musl.
+const PTHREAD_CANCEL_ENABLE: c_int = 0;
+const PTHREAD_CANCEL_DISABLE: c_int = 1;
+
+extern "C" {
+    fn pthread_setcancelstate(state: c_int, old_state: *mut c_int) -> c_int;
+}
+
+/// Disables thread cancellation until dropped, then restores the previous state.
+struct CancelDisabled {
+    previous: c_int,
+}
+
+impl CancelDisabled {
+    fn new() -> Self {
+        let mut previous = PTHREAD_CANCEL_ENABLE;
+        // SAFETY: `pthread_setcancelstate` only changes the calling thread's
+        // state and writes the old one to a valid local.
+        unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut previous) };
+        Self { previous }
+    }
+}
+
+impl Drop for CancelDisabled {
+    fn drop(&mut self) {
+        let mut ignored = 0;
+        // SAFETY: as in `new`; restores the state the caller had.
+        unsafe { pthread_setcancelstate(self.previous, &mut ignored) };
+    }
 }
 
 /// A caller's optional C string.

@@ -18,6 +18,7 @@
 //! never changes once set and lives until destroy.
 
 mod boundary;
+mod fork;
 mod messages;
 mod registry;
 #[cfg(feature = "text")]
@@ -40,6 +41,8 @@ use crate::runtime::{CreateOptions, EmbedRuntime, FallbackSignals, TokenRows};
 struct Handle {
     runtime: EmbedRuntime,
     errors: ThreadMessages,
+    /// The process generation it was made in (see [`fork`]).
+    generation: u64,
     /// Set by `c_embed_runtime_create_with_tokenizer` (text in).
     #[cfg(feature = "text")]
     tokenizer: Option<crate::text::TextTokenizer>,
@@ -49,8 +52,21 @@ struct Handle {
 static HANDLES: Registry<Handle> = Registry::new();
 
 /// The live handle behind a caller's value; `None` for NULL, destroyed or
-/// foreign values (nothing the caller passed is dereferenced).
+/// foreign values (nothing the caller passed is dereferenced), and for a
+/// handle made before a `fork()` (after recording [`fork::STALE_HANDLE`] as
+/// this thread's error on it).
 fn handle_ref(handle: *mut c_void) -> Option<Arc<Handle>> {
+    let handle = HANDLES.get(handle)?;
+    if handle.generation != fork::generation() {
+        handle.errors.set(fork::STALE_HANDLE);
+        return None;
+    }
+    Some(handle)
+}
+
+/// The handle behind a caller's value, made before a `fork()` or not: for the
+/// getters, which only read what never changes (or this thread's own error).
+fn any_handle_ref(handle: *mut c_void) -> Option<Arc<Handle>> {
     HANDLES.get(handle)
 }
 
@@ -67,6 +83,8 @@ fn create_handle(
         .filter(|p| !p.as_os_str().is_empty())
         .ok_or_else(|| CreateError::library("model path is empty"))?;
     let devices = device::plan(requested_device.map(CStr::to_bytes))?;
+    fork::install_handlers();
+    let generation = fork::generation();
     let runtime = EmbedRuntime::create(&CreateOptions {
         model_path,
         devices,
@@ -79,6 +97,7 @@ fn create_handle(
     Ok(Handle {
         runtime,
         errors: ThreadMessages::default(),
+        generation,
         #[cfg(feature = "text")]
         tokenizer: None,
     })
@@ -381,13 +400,15 @@ fn finish_embed(handle: &Handle, embed: impl FnOnce() -> Result<(), EmbedError>)
 /// else prefixed `ort_error:` (ONNX Runtime), `std_error:` (this library) or
 /// `unknown_error`. Invalid handle: "invalid_handle".
 ///
-/// The string is owned by the handle and stays valid until this thread's next call
-/// on the same handle (other threads' calls do not affect it), and never past
-/// `c_embed_runtime_destroy`. Never NULL.
+/// The string is owned by the calling thread and stays valid until this
+/// thread's next call on the same handle (other threads' calls do not affect
+/// it), and never past `c_embed_runtime_destroy`; it is freed when the thread
+/// exits. Never NULL. In the child of a `fork()`, embed on a handle made
+/// before the fork fails and this says to create a new handle.
 ///
 #[no_mangle]
 pub extern "C" fn c_embed_runtime_last_error(handle: *mut c_void) -> *const c_char {
-    catch_panic(c"unknown_error".as_ptr(), || match handle_ref(handle) {
+    catch_panic(c"unknown_error".as_ptr(), || match any_handle_ref(handle) {
         Some(handle) => handle.errors.get(),
         None => c"invalid_handle".as_ptr(),
     })
@@ -398,7 +419,7 @@ pub extern "C" fn c_embed_runtime_last_error(handle: *mut c_void) -> *const c_ch
 ///
 #[no_mangle]
 pub extern "C" fn c_embed_runtime_selected_device(handle: *mut c_void) -> *const c_char {
-    catch_panic(c"invalid".as_ptr(), || match handle_ref(handle) {
+    catch_panic(c"invalid".as_ptr(), || match any_handle_ref(handle) {
         Some(handle) => handle.runtime.device().name().as_ptr(),
         None => c"invalid".as_ptr(),
     })
@@ -410,7 +431,7 @@ pub extern "C" fn c_embed_runtime_selected_device(handle: *mut c_void) -> *const
 #[no_mangle]
 pub extern "C" fn c_embed_runtime_cpu_fallback_detected(handle: *mut c_void) -> i32 {
     catch_panic(0, || {
-        handle_ref(handle).map_or(0, |h| i32::from(h.runtime.fallback().detected()))
+        any_handle_ref(handle).map_or(0, |h| i32::from(h.runtime.fallback().detected()))
     })
 }
 
@@ -422,7 +443,7 @@ pub extern "C" fn c_embed_runtime_cpu_fallback_detected(handle: *mut c_void) -> 
 ///
 #[no_mangle]
 pub extern "C" fn c_embed_runtime_cpu_fallback_detail(handle: *mut c_void) -> *const c_char {
-    catch_panic(c"invalid_handle".as_ptr(), || match handle_ref(handle) {
+    catch_panic(c"invalid_handle".as_ptr(), || match any_handle_ref(handle) {
         Some(handle) => handle.runtime.fallback().detail().as_ptr(),
         None => c"invalid_handle".as_ptr(),
     })
@@ -433,7 +454,7 @@ pub extern "C" fn c_embed_runtime_cpu_fallback_detail(handle: *mut c_void) -> *c
 #[no_mangle]
 pub extern "C" fn c_embed_runtime_output_dim(handle: *mut c_void) -> i32 {
     catch_panic(0, || {
-        handle_ref(handle).map_or(0, |h| h.runtime.out_dim() as i32)
+        any_handle_ref(handle).map_or(0, |h| h.runtime.out_dim() as i32)
     })
 }
 
@@ -442,7 +463,7 @@ pub extern "C" fn c_embed_runtime_output_dim(handle: *mut c_void) -> i32 {
 #[no_mangle]
 pub extern "C" fn c_embed_runtime_seq_len(handle: *mut c_void) -> i64 {
     catch_panic(0, || {
-        handle_ref(handle).map_or(0, |h| h.runtime.seq_len() as i64)
+        any_handle_ref(handle).map_or(0, |h| h.runtime.seq_len() as i64)
     })
 }
 
@@ -454,7 +475,7 @@ pub extern "C" fn c_embed_runtime_seq_len(handle: *mut c_void) -> i64 {
 #[no_mangle]
 pub extern "C" fn c_embed_runtime_hidden_size(handle: *mut c_void) -> i32 {
     catch_panic(0, || {
-        handle_ref(handle).map_or(0, |h| h.runtime.hidden() as i32)
+        any_handle_ref(handle).map_or(0, |h| h.runtime.hidden() as i32)
     })
 }
 
@@ -473,11 +494,39 @@ const VERSION: &CStr =
     };
 
 /// Frees a handle: its sessions, buffers and strings. NULL, a handle already
-/// destroyed and any value that is not a live handle are ignored. Calls other
-/// threads are making on the handle finish normally; the handle is freed when
-/// the last of them returns. Every later call with this handle gets the
+/// destroyed and any value that is not a live handle are ignored. Runs other
+/// threads have in flight on the handle are stopped and those calls fail
+/// (`std_error:handle_destroyed: ...`); destroy returns once they have left
+/// the handle, and then frees it. Every later call with this handle gets the
 /// invalid-handle result, and every string it returned is invalid.
+///
+/// In the child of a `fork()`, a handle made before the fork is only forgotten
+/// (its memory is not freed: its teardown would wait for threads of the parent).
 #[no_mangle]
 pub extern "C" fn c_embed_runtime_destroy(handle: *mut c_void) {
-    catch_panic((), || drop(HANDLES.remove(handle)));
+    catch_panic((), || {
+        let Some(handle) = HANDLES.remove(handle) else {
+            return;
+        };
+        if handle.generation != fork::generation() {
+            std::mem::forget(handle);
+            return;
+        }
+        handle.runtime.close();
+        wait_for_last_user(handle);
+    });
+}
+
+/// Waits until `handle` has no other user (the calls in flight on it have
+/// returned), then frees it here.
+fn wait_for_last_user(mut handle: Arc<Handle>) {
+    let mut pause = std::time::Duration::from_micros(50);
+    loop {
+        match Arc::try_unwrap(handle) {
+            Ok(last) => return drop(last),
+            Err(shared) => handle = shared,
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(5));
+    }
 }

@@ -1,0 +1,277 @@
+//! The run-time limit and stopping runs: one process-wide thread (started on
+//! the first run) that stops, through ONNX Runtime's run termination, every
+//! run older than its handle's limit, and [`RunGate::close`], with which a
+//! destroy stops the runs still in flight on its handle.
+//!
+//! ONNX Runtime checks the termination flag between the nodes it executes
+//! (a `Loop` body's nodes included), so a run stops within one node's time.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use ort::session::RunOptions;
+
+use crate::error::EmbedError;
+
+/// Milliseconds a run (the create-time self-check's and every embed's) may
+/// take before it is stopped; read at create. 0 means no limit.
+pub const RUN_TIMEOUT_ENV: &str = "C_EMBED_RUNTIME_RUN_TIMEOUT_MS";
+
+/// The limit when [`RUN_TIMEOUT_ENV`] is not set (or not a number): far above
+/// any run of a text model of the contract's sizes, short enough that a hung
+/// model frees its thread and core.
+pub const DEFAULT_RUN_TIMEOUT_MS: u64 = 60_000;
+
+/// Why a run was stopped.
+const RUNNING: u8 = 0;
+const TIMED_OUT: u8 = 1;
+const CLOSED: u8 = 2;
+
+/// One handle's runs: their limit, and whether the handle is being destroyed.
+#[derive(Debug)]
+pub struct RunGate {
+    id: u64,
+    limit: Option<Duration>,
+    closing: AtomicBool,
+    /// During create a timed-out run fails every later one at once (the
+    /// self-check would otherwise wait for the limit on each of its runs).
+    creating: AtomicBool,
+    timed_out: AtomicBool,
+}
+
+impl RunGate {
+    /// A gate with the limit of [`RUN_TIMEOUT_ENV`], in its create phase.
+    pub fn from_env() -> Arc<Self> {
+        let millis = std::env::var(RUN_TIMEOUT_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(DEFAULT_RUN_TIMEOUT_MS);
+        Self::new((millis > 0).then(|| Duration::from_millis(millis)))
+    }
+
+    pub fn new(limit: Option<Duration>) -> Arc<Self> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        Arc::new(Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            limit,
+            closing: AtomicBool::new(false),
+            creating: AtomicBool::new(true),
+            timed_out: AtomicBool::new(false),
+        })
+    }
+
+    /// Ends the create phase.
+    pub fn created(&self) {
+        self.creating.store(false, Ordering::Release);
+    }
+
+    /// Whether a run of this handle was stopped by the limit.
+    pub fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::Acquire)
+    }
+
+    /// The error of a run stopped by the limit.
+    pub fn limit_error(&self) -> EmbedError {
+        let millis = self.limit.map_or(0, |l| l.as_millis());
+        EmbedError::library_owned(format!(
+            "run_time_limit: the run was stopped after {millis} ms (the limit is set by \
+             {RUN_TIMEOUT_ENV}, in milliseconds; 0 means no limit)"
+        ))
+    }
+
+    /// Stops the runs in flight on this handle (their callers get
+    /// [`DESTROYED`]) and refuses new ones.
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        let state = lock(&WATCHDOG.state);
+        for run in state.runs.iter().filter(|r| r.gate_id == self.id) {
+            run.stop(CLOSED);
+        }
+    }
+}
+
+/// The error of a run stopped because its handle was destroyed.
+pub const DESTROYED: &str = "handle_destroyed: the handle was destroyed during the call";
+
+/// A run in flight.
+struct WatchedRun {
+    serial: u64,
+    gate_id: u64,
+    deadline: Option<Instant>,
+    options: Arc<RunOptions>,
+    stopped: Arc<AtomicU8>,
+}
+
+impl WatchedRun {
+    fn stop(&self, reason: u8) {
+        if self
+            .stopped
+            .compare_exchange(RUNNING, reason, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            // A failure leaves the run going: nothing better can be done.
+            let _ = self.options.terminate();
+        }
+    }
+}
+
+#[derive(Default)]
+struct WatchState {
+    runs: Vec<WatchedRun>,
+    next_serial: u64,
+    thread_started: bool,
+}
+
+struct Watchdog {
+    state: Mutex<WatchState>,
+    wake: Condvar,
+}
+
+static WATCHDOG: Watchdog = Watchdog {
+    state: Mutex::new(WatchState {
+        runs: Vec::new(),
+        next_serial: 0,
+        thread_started: false,
+    }),
+    wake: Condvar::new(),
+};
+
+fn lock(state: &Mutex<WatchState>) -> MutexGuard<'_, WatchState> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A registered run; [`Watch::finish`] unregisters it.
+pub struct Watch {
+    serial: u64,
+    stopped: Arc<AtomicU8>,
+}
+
+impl Watch {
+    /// Registers a run of `gate`'s handle that uses `options` (whose
+    /// termination flag must be clear). Fails when the handle is closing, or
+    /// in the create phase once a run timed out.
+    pub fn start(gate: &RunGate, options: &Arc<RunOptions>) -> Result<Self, EmbedError> {
+        let stopped = Arc::new(AtomicU8::new(RUNNING));
+        let mut state = lock(&WATCHDOG.state);
+        // Checked under the lock `close` takes: a run either sees the close or is stopped by it.
+        if gate.closing.load(Ordering::SeqCst) {
+            return Err(EmbedError::library(DESTROYED));
+        }
+        if gate.creating.load(Ordering::Acquire) && gate.timed_out() {
+            return Err(gate.limit_error());
+        }
+        state.next_serial += 1;
+        let serial = state.next_serial;
+        let deadline = gate.limit.map(|limit| Instant::now() + limit);
+        state.runs.push(WatchedRun {
+            serial,
+            gate_id: gate.id,
+            deadline,
+            options: Arc::clone(options),
+            stopped: Arc::clone(&stopped),
+        });
+        if deadline.is_some() && !state.thread_started {
+            // Without the thread the limit is not enforced; destroy still stops runs.
+            state.thread_started = std::thread::Builder::new()
+                .name("c_embed_watchdog".into())
+                .spawn(watch_runs)
+                .is_ok();
+        }
+        drop(state);
+        WATCHDOG.wake.notify_all();
+        Ok(Self { serial, stopped })
+    }
+
+    /// Unregisters the run; the error that stopped it, if it was stopped.
+    pub fn finish(self, gate: &RunGate) -> Result<(), EmbedError> {
+        lock(&WATCHDOG.state)
+            .runs
+            .retain(|run| run.serial != self.serial);
+        match self.stopped.load(Ordering::Acquire) {
+            RUNNING => Ok(()),
+            TIMED_OUT => {
+                gate.timed_out.store(true, Ordering::Release);
+                Err(gate.limit_error())
+            }
+            _ => Err(EmbedError::library(DESTROYED)),
+        }
+    }
+}
+
+/// The watchdog thread: sleeps until the next deadline, stops the runs past it.
+fn watch_runs() {
+    let mut state = lock(&WATCHDOG.state);
+    loop {
+        let now = Instant::now();
+        for run in state.runs.iter().filter(|r| r.deadline.is_some_and(|d| d <= now)) {
+            run.stop(TIMED_OUT);
+        }
+        let next = state
+            .runs
+            .iter()
+            .filter(|r| r.stopped.load(Ordering::Acquire) == RUNNING)
+            .filter_map(|r| r.deadline)
+            .min();
+        state = match next {
+            Some(deadline) => {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                WATCHDOG
+                    .wake
+                    .wait_timeout(state, wait)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0
+            }
+            None => WATCHDOG
+                .wake
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner),
+        };
+    }
+}
+
+/// The watchdog's lock, held across `fork()` so that the child does not inherit
+/// it locked by a thread it does not have.
+pub struct ForkLock(MutexGuard<'static, WatchState>);
+
+pub fn lock_for_fork() -> ForkLock {
+    ForkLock(lock(&WATCHDOG.state))
+}
+
+impl ForkLock {
+    /// In the child: the parent's runs and thread do not exist there.
+    pub fn reset_in_child(mut self) {
+        let runs = std::mem::take(&mut self.0.runs);
+        // Their options belong to handles the child never runs nor frees.
+        std::mem::forget(runs);
+        self.0.thread_started = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_gate_refuses_runs_and_stops_those_in_flight() {
+        let gate = RunGate::new(None);
+        gate.created();
+        let options = Arc::new(RunOptions::new().unwrap());
+        let watch = Watch::start(&gate, &options).unwrap();
+        gate.close();
+        assert!(watch.finish(&gate).unwrap_err().to_string().contains("handle_destroyed"));
+        assert!(Watch::start(&gate, &options).is_err());
+    }
+
+    #[test]
+    fn a_run_past_its_limit_is_stopped() {
+        let gate = RunGate::new(Some(Duration::from_millis(20)));
+        let options = Arc::new(RunOptions::new().unwrap());
+        let watch = Watch::start(&gate, &options).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let error = watch.finish(&gate).unwrap_err().to_string();
+        assert!(error.contains("run_time_limit") && error.contains(RUN_TIMEOUT_ENV), "{error}");
+        assert!(gate.timed_out());
+        assert!(Watch::start(&gate, &options).is_err(), "create phase: fails at once");
+    }
+}
