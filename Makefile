@@ -134,7 +134,7 @@ clean:
 
 ## ---- reliability --------------------------------------------------------------
 
-# Hostile callers and load (c_tests/misuse.c, c_tests/stress.c). misuse runs
+# Hostile callers and load (c_tests/misuse.c, c_tests/stress.c, c_tests/lifecycle.c). misuse runs
 # every case in its own fork()ed child; stress destroys a handle under four
 # embedding threads and bounds RSS over create/destroy cycles (not under ASan,
 # whose quarantine moves RSS: -g 0).
@@ -154,7 +154,15 @@ $(BUILD)/c/misuse_asan: c_tests/misuse.c c_tests/test_support.h include/c_embed_
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_T) $(SANITIZE) $< $(LINK_LIB) -o $@
 
-RELIABILITY_TESTS := $(addprefix $(BUILD)/c/,misuse misuse_asan stress stress_asan)
+# What long-running hosts do (c_tests/lifecycle.c): model files replaced,
+# fork(), pthread_cancel, hung runs, copies and reloads of the library, 100,000
+# short-lived threads, huge runs; each case in its own child. Not under ASan:
+# it loads a copy of the library with dlopen.
+$(BUILD)/c/lifecycle: c_tests/lifecycle.c c_tests/test_support.h include/c_embed_runtime.h $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_T) $< $(LINK_LIB) -ldl -o $@
+
+RELIABILITY_TESTS := $(addprefix $(BUILD)/c/,misuse misuse_asan stress stress_asan lifecycle)
 
 test-reliability: setup build $(RELIABILITY_TESTS)
 	$(BUILD)/c/misuse models/test $(REAL_MODEL)
@@ -165,6 +173,7 @@ test-reliability: setup build $(RELIABILITY_TESTS)
 	ASAN_OPTIONS=detect_leaks=1 $(BUILD)/c/stress_asan -g 0 models/test
 	ldd $(BUILD)/c/misuse_asan | grep -q libasan
 	ASAN_OPTIONS=detect_leaks=1 $(BUILD)/c/misuse_asan models/test $(REAL_MODEL)
+	$(BUILD)/c/lifecycle models/test $(LIB)
 
 # test_abi and stress under memcheck: any memory error or definite leak fails.
 # c_tests/valgrind.supp silences only two known reports outside this library

@@ -18,6 +18,7 @@
  * child inherits another's threads or state.
  */
 #define _POSIX_C_SOURCE 200809L
+#define TEST_SUPPORT_CHILD_CASES
 
 #include "c_embed_runtime.h"
 #include "test_support.h"
@@ -191,11 +192,7 @@ static void check_live_at(where_t at, void *h)
 
 /* ---- cases: handles ----------------------------------------------------------------- */
 
-typedef struct {
-    const char *name;
-    void (*run)(int64_t arg);
-    int64_t arg;
-} misuse_case;
+typedef child_case misuse_case;
 
 /* Every exported function on a destroyed handle; a new handle is not the old one. */
 static void case_destroyed_handle(int64_t unused)
@@ -805,49 +802,6 @@ static const misuse_case CASES[] = {
 /* A child taking longer than this is killed (SIGALRM) and fails. */
 enum { CASE_TIMEOUT = 300 };
 
-/* Runs one case in a child; returns 1 if it passed. */
-static int run_case(const misuse_case *c)
-{
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0) {
-        perror("fork");
-        exit(2);
-    }
-    if (pid == 0) {
-        alarm(CASE_TIMEOUT);
-        set_context("%s", c->name);
-        c->run(c->arg);
-        if (g_failed > 0) {
-            fprintf(stderr, "  [%s] %d checks passed, %d failed\n", c->name, g_passed, g_failed);
-        }
-        fflush(stdout);
-        fflush(stderr);
-        _exit(g_failed == 0 ? 0 : 1);
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) {
-            perror("waitpid");
-            exit(2);
-        }
-    }
-    if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        fprintf(stderr, "FAIL [%s]: child killed by signal %d (%s)%s\n", c->name, sig,
-                strsignal(sig), sig == SIGALRM ? ": timed out" : "");
-        return 0;
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "FAIL [%s]: child exited with status %d\n", c->name,
-                WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-        return 0;
-    }
-    printf("ok   [%s]\n", c->name);
-    return 1;
-}
-
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -870,7 +824,7 @@ int main(int argc, char **argv)
             continue;
         }
         cases++;
-        failed += !run_case(&CASES[i]);
+        failed += !run_case_in_child(&CASES[i], CASE_TIMEOUT);
     }
     printf("%d cases, %d failed\n", cases, failed);
     return failed == 0 && cases > 0 ? 0 : 1;

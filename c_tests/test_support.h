@@ -8,6 +8,8 @@
  *   TEST_SUPPORT_NO_CHECK_FRAMEWORK
  *                               leave out the single-threaded check framework
  *                               (stress.c counts its checks with atomics)
+ *   TEST_SUPPORT_CHILD_CASES    add run_case_in_child (needs _POSIX_C_SOURCE 200809L
+ *                               or later, defined before any include)
  *
  * The check framework counts checks in g_passed / g_failed; a failure prints
  * "file:line: FAIL [context]: message", the context (set_context) left out when empty.
@@ -128,6 +130,71 @@ static TEST_UNUSED int check_int_at(where_t at, const char *what, long long actu
 #define CHECK_STR(actual, expected) check_str_at(HERE, STR_EXACT, #actual, (actual), (expected))
 #define CHECK_PREFIX(actual, prefix) check_str_at(HERE, STR_PREFIX, #actual, (actual), (prefix))
 #define CHECK_CONTAINS(actual, needle) check_str_at(HERE, STR_CONTAINS, #actual, (actual), (needle))
+
+/* ---- cases in child processes ---------------------------------------------- */
+
+#ifdef TEST_SUPPORT_CHILD_CASES
+#include <errno.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* A case of a program whose cases each run in their own child process. */
+typedef struct {
+    const char *name;
+    void (*run)(int64_t arg);
+    int64_t arg;
+} child_case;
+
+/*
+ * Runs case c in a fork()ed child, so that one crash or hang cannot hide the
+ * others: the case fails if the child dies from a signal (a crash, or SIGALRM
+ * after timeout_s seconds), exits non-zero, or fails a check. Prints
+ * "ok   [name]" or why it failed; returns 1 if it passed.
+ */
+static TEST_UNUSED int run_case_in_child(const child_case *c, unsigned timeout_s)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        exit(2);
+    }
+    if (pid == 0) {
+        alarm(timeout_s);
+        set_context("%s", c->name);
+        c->run(c->arg);
+        if (g_failed > 0) {
+            fprintf(stderr, "  [%s] %d checks passed, %d failed\n", c->name, g_passed, g_failed);
+        }
+        fflush(stdout);
+        fflush(stderr);
+        _exit(g_failed == 0 ? 0 : 1);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            perror("waitpid");
+            exit(2);
+        }
+    }
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        fprintf(stderr, "FAIL [%s]: child killed by signal %d (%s)%s\n", c->name, sig,
+                strsignal(sig), sig == SIGALRM ? ": timed out" : "");
+        return 0;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "FAIL [%s]: child exited with status %d\n", c->name,
+                WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        return 0;
+    }
+    printf("ok   [%s]\n", c->name);
+    return 1;
+}
+#endif /* TEST_SUPPORT_CHILD_CASES */
 
 #endif /* TEST_SUPPORT_NO_CHECK_FRAMEWORK */
 
