@@ -163,9 +163,11 @@ int32_t c_embed_runtime_embed_batch(void *handle,
  * else prefixed `ort_error:` (ONNX Runtime), `std_error:` (this library) or
  * `unknown_error`. Invalid handle: "invalid_handle".
  *
- * The string is owned by the handle and stays valid until this thread's next call
- * on the same handle (other threads' calls do not affect it), and never past
- * `c_embed_runtime_destroy`. Never NULL.
+ * The string is owned by the calling thread and stays valid until this
+ * thread's next call on the same handle (other threads' calls do not affect
+ * it), and never past `c_embed_runtime_destroy`; it is freed when the thread
+ * exits. Never NULL. In the child of a `fork()`, embed on a handle made
+ * before the fork fails and this says to create a new handle.
  *
  */
 const char *c_embed_runtime_last_error(void *handle);
@@ -223,12 +225,18 @@ const char *c_embed_runtime_version(void);
 
 /**
  * Frees a handle: its sessions, buffers and strings. NULL, a handle already
- * destroyed and any value that is not a live handle are ignored. Calls other
- * threads are making on the handle finish normally; the handle is freed when
- * the last of them returns. Every later call with this handle gets the
+ * destroyed and any value that is not a live handle are ignored. Runs other
+ * threads have in flight on the handle are stopped and those calls fail
+ * (`std_error:handle_destroyed: ...`); destroy returns once they have left
+ * the handle, and then frees it. Every later call with this handle gets the
  * invalid-handle result, and every string it returned is invalid.
+ *
+ * In the child of a `fork()`, a handle made before the fork is only forgotten
+ * (its memory is not freed: its teardown would wait for threads of the parent).
  */
 void c_embed_runtime_destroy(void *handle);
+
+extern int pthread_setcancelstate(int state, int *old_state);
 
 /**
  * Creates an embedding handle that also takes text: `c_embed_runtime_create`

@@ -582,7 +582,7 @@ impl ModelRunner {
             return self.run_mode(workspace, n, len, OutputMode::OrtAllocated);
         }
         let predicted = self.run_mode(workspace, n, len, OutputMode::Preallocated);
-        if predicted.is_ok() {
+        if predicted.is_ok() || workspace.last_run_stopped() {
             return predicted;
         }
         // The predicted shape was rejected (or the run failed for another

@@ -265,6 +265,8 @@ pub struct Workspace {
     run_options: Arc<RunOptions>,
     /// The handle's run limit and destroy flag.
     gate: Arc<RunGate>,
+    /// Whether the last run was stopped (by the limit or a destroy).
+    stopped: bool,
     /// Counts runs, to find the least recently used shape.
     clock: u64,
 }
@@ -298,6 +300,7 @@ impl Workspace {
             output_elements: 0,
             run_options: Arc::new(RunOptions::new().map_err(EmbedError::onnx_runtime)?),
             gate,
+            stopped: false,
             clock: 0,
         })
     }
@@ -365,6 +368,12 @@ impl Workspace {
         }
     }
 
+    /// Whether the last run was stopped by the run-time limit or a destroy
+    /// (running it again would only wait again).
+    pub fn last_run_stopped(&self) -> bool {
+        self.stopped
+    }
+
     /// The output's shape and values after the last successful run.
     pub fn last_output(&self) -> (&[i64], OutputData<'_>) {
         (&self.output_shape, self.output.data(self.output_elements))
@@ -397,6 +406,7 @@ impl Workspace {
         shapes: &dyn Fn() -> (Vec<Vec<i64>>, Vec<i64>),
     ) -> Result<(), EmbedError> {
         self.output_elements = 0;
+        self.stopped = false;
         let preallocated = mode == OutputMode::Preallocated;
         let index = match self
             .runs
@@ -443,6 +453,7 @@ impl Workspace {
         // SAFETY: `status` was just returned by the API and is consumed once.
         let ran = unsafe { ort::Error::result_from_status(status) };
         let stopped = watch.finish(&self.gate);
+        self.stopped = stopped.is_err();
         if let Err(error) = ran {
             // A run the watchdog or a destroy stopped says why, not ONNX Runtime's words.
             stopped?;

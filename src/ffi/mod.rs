@@ -106,7 +106,9 @@ fn create_handle(
 /// A created handle for the caller, or NULL after recording why the create failed
 /// (`None`: a caught panic).
 fn finish_create(created: Result<Handle, Option<CreateError>>) -> *mut c_void {
-    match created {
+    // In the panic boundary too: registering may make a system call that is a
+    // cancellation point.
+    catch_panic(ptr::null_mut(), || match created {
         Ok(handle) => {
             messages::set_create_error("");
             HANDLES.insert(handle)
@@ -116,7 +118,7 @@ fn finish_create(created: Result<Handle, Option<CreateError>>) -> *mut c_void {
             messages::set_create_error(&message);
             ptr::null_mut()
         }
-    }
+    })
 }
 
 /// Creates an embedding handle: loads ONNX Runtime (first call only), opens the

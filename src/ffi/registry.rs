@@ -100,7 +100,7 @@ fn instance_seed() -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let here = instance_seed as usize as u64;
+    let here = instance_seed as fn() -> u64 as usize as u64;
     (nanos ^ here.rotate_left(17) ^ u64::from(std::process::id()).rotate_left(40))
         .wrapping_mul(SPREAD)
 }
