@@ -44,8 +44,8 @@ use crate::error::{CreateError, EmbedError};
 use crate::execution::{self, ExecutionClass, SelfCheck, ShapePolicy};
 use crate::model::{self, InputFill, OutputType};
 use crate::pooling::{self, OutputElement, OutputLayout};
-pub use crate::workspace::MAX_CACHED_SHAPES;
 use crate::watchdog::RunGate;
+pub use crate::workspace::MAX_CACHED_SHAPES;
 use crate::workspace::{Element, OutputData, OutputMode, RunNames, Workspace, KEEP_BYTES};
 
 /// Most rows one run holds. On CPU, groups of 8-16 already amortise the fixed

@@ -41,7 +41,9 @@ impl ModelFile {
         let mut bytes = Vec::new();
         bytes
             .try_reserve_exact(metadata.len() as usize)
-            .map_err(|_| CreateError::library(format!("model file {} does not fit in memory", shown(path))))?;
+            .map_err(|_| {
+                CreateError::library(format!("model file {} does not fit in memory", shown(path)))
+            })?;
         file.read_to_end(&mut bytes).map_err(cannot_read)?;
         let directory = match path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
@@ -86,7 +88,10 @@ mod tests {
         let dir = std::env::temp_dir();
         let error = ModelFile::read(&dir).err().unwrap().to_string();
         assert!(error.contains("is a directory"), "{error}");
-        let error = ModelFile::read(Path::new("/dev/null")).err().unwrap().to_string();
+        let error = ModelFile::read(Path::new("/dev/null"))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(error.contains("is a device"), "{error}");
     }
 }

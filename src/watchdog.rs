@@ -204,7 +204,11 @@ fn watch_runs() {
     let mut state = lock(&WATCHDOG.state);
     loop {
         let now = Instant::now();
-        for run in state.runs.iter().filter(|r| r.deadline.is_some_and(|d| d <= now)) {
+        for run in state
+            .runs
+            .iter()
+            .filter(|r| r.deadline.is_some_and(|d| d <= now))
+        {
             run.stop(TIMED_OUT);
         }
         let next = state
@@ -259,7 +263,11 @@ mod tests {
         let options = Arc::new(RunOptions::new().unwrap());
         let watch = Watch::start(&gate, &options).unwrap();
         gate.close();
-        assert!(watch.finish(&gate).unwrap_err().to_string().contains("handle_destroyed"));
+        assert!(watch
+            .finish(&gate)
+            .unwrap_err()
+            .to_string()
+            .contains("handle_destroyed"));
         assert!(Watch::start(&gate, &options).is_err());
     }
 
@@ -270,8 +278,14 @@ mod tests {
         let watch = Watch::start(&gate, &options).unwrap();
         std::thread::sleep(Duration::from_millis(300));
         let error = watch.finish(&gate).unwrap_err().to_string();
-        assert!(error.contains("run_time_limit") && error.contains(RUN_TIMEOUT_ENV), "{error}");
+        assert!(
+            error.contains("run_time_limit") && error.contains(RUN_TIMEOUT_ENV),
+            "{error}"
+        );
         assert!(gate.timed_out());
-        assert!(Watch::start(&gate, &options).is_err(), "create phase: fails at once");
+        assert!(
+            Watch::start(&gate, &options).is_err(),
+            "create phase: fails at once"
+        );
     }
 }

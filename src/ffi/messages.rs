@@ -72,7 +72,9 @@ impl ThreadMessages {
                 None if message.is_empty() => {}
                 None => {
                     if store.entries.len() >= store.prune_at.max(PRUNE_MIN) {
-                        store.entries.retain(|(_, alive, _)| alive.strong_count() > 0);
+                        store
+                            .entries
+                            .retain(|(_, alive, _)| alive.strong_count() > 0);
                         store.prune_at = store.entries.len() * 2;
                     }
                     let mut text = Vec::new();

@@ -445,9 +445,11 @@ pub extern "C" fn c_embed_runtime_cpu_fallback_detected(handle: *mut c_void) -> 
 ///
 #[no_mangle]
 pub extern "C" fn c_embed_runtime_cpu_fallback_detail(handle: *mut c_void) -> *const c_char {
-    catch_panic(c"invalid_handle".as_ptr(), || match any_handle_ref(handle) {
-        Some(handle) => handle.runtime.fallback().detail().as_ptr(),
-        None => c"invalid_handle".as_ptr(),
+    catch_panic(c"invalid_handle".as_ptr(), || {
+        match any_handle_ref(handle) {
+            Some(handle) => handle.runtime.fallback().detail().as_ptr(),
+            None => c"invalid_handle".as_ptr(),
+        }
     })
 }
 
