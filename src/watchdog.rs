@@ -116,11 +116,13 @@ impl WatchedRun {
     }
 }
 
-#[derive(Default)]
 struct WatchState {
     runs: Vec<WatchedRun>,
     next_serial: u64,
     thread_started: bool,
+    /// Until when the watchdog thread sleeps (`None`: until woken): a run
+    /// with a later deadline need not wake it.
+    sleeps_until: Option<Instant>,
 }
 
 struct Watchdog {
@@ -133,12 +135,36 @@ static WATCHDOG: Watchdog = Watchdog {
         runs: Vec::new(),
         next_serial: 0,
         thread_started: false,
+        sleeps_until: None,
     }),
     wake: Condvar::new(),
 };
 
 fn lock(state: &Mutex<WatchState>) -> MutexGuard<'_, WatchState> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What one caller's runs share with the watchdog: the run options through
+/// which a run is stopped, and why it was. Made once per caller's buffers, so
+/// that a run allocates nothing.
+#[derive(Clone)]
+pub struct RunControl {
+    options: Arc<RunOptions>,
+    stopped: Arc<AtomicU8>,
+}
+
+impl RunControl {
+    pub fn new() -> Result<Self, EmbedError> {
+        Ok(Self {
+            options: Arc::new(RunOptions::new().map_err(EmbedError::onnx_runtime)?),
+            stopped: Arc::new(AtomicU8::new(RUNNING)),
+        })
+    }
+
+    /// The run options to pass to ONNX Runtime's `Run`.
+    pub fn options(&self) -> &RunOptions {
+        &self.options
+    }
 }
 
 /// A registered run; [`Watch::finish`] unregisters it.
@@ -148,11 +174,17 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// Registers a run of `gate`'s handle that uses `options` (whose
-    /// termination flag must be clear). Fails when the handle is closing, or
-    /// in the create phase once a run timed out.
-    pub fn start(gate: &RunGate, options: &Arc<RunOptions>) -> Result<Self, EmbedError> {
-        let stopped = Arc::new(AtomicU8::new(RUNNING));
+    /// Registers a run of `gate`'s handle made with `control` (no other run
+    /// uses it meanwhile). Fails when the handle is closing, or in the create
+    /// phase once a run timed out.
+    pub fn start(gate: &RunGate, control: &RunControl) -> Result<Self, EmbedError> {
+        // A run stopped earlier left the flag set.
+        control
+            .options
+            .unterminate()
+            .map_err(EmbedError::onnx_runtime)?;
+        control.stopped.store(RUNNING, Ordering::Release);
+        let (options, stopped) = (&control.options, Arc::clone(&control.stopped));
         let mut state = lock(&WATCHDOG.state);
         // Checked under the lock `close` takes: a run either sees the close or is stopped by it.
         if gate.closing.load(Ordering::SeqCst) {
@@ -171,15 +203,19 @@ impl Watch {
             options: Arc::clone(options),
             stopped: Arc::clone(&stopped),
         });
-        if deadline.is_some() && !state.thread_started {
-            // Without the thread the limit is not enforced; destroy still stops runs.
-            state.thread_started = std::thread::Builder::new()
-                .name("c_embed_watchdog".into())
-                .spawn(watch_runs)
-                .is_ok();
+        if let Some(deadline) = deadline {
+            if !state.thread_started {
+                // Without the thread the limit is not enforced; destroy still stops runs.
+                state.thread_started = std::thread::Builder::new()
+                    .name("c_embed_watchdog".into())
+                    .spawn(watch_runs)
+                    .is_ok();
+            }
+            if state.sleeps_until.is_none_or(|until| deadline < until) {
+                state.sleeps_until = Some(deadline);
+                WATCHDOG.wake.notify_all();
+            }
         }
-        drop(state);
-        WATCHDOG.wake.notify_all();
         Ok(Self { serial, stopped })
     }
 
@@ -217,6 +253,7 @@ fn watch_runs() {
             .filter(|r| r.stopped.load(Ordering::Acquire) == RUNNING)
             .filter_map(|r| r.deadline)
             .min();
+        state.sleeps_until = next;
         state = match next {
             Some(deadline) => {
                 let wait = deadline.saturating_duration_since(Instant::now());
@@ -249,6 +286,7 @@ impl ForkLock {
         // Their options belong to handles the child never runs nor frees.
         std::mem::forget(runs);
         self.0.thread_started = false;
+        self.0.sleeps_until = None;
     }
 }
 
@@ -260,7 +298,7 @@ mod tests {
     fn a_closed_gate_refuses_runs_and_stops_those_in_flight() {
         let gate = RunGate::new(None);
         gate.created();
-        let options = Arc::new(RunOptions::new().unwrap());
+        let options = RunControl::new().unwrap();
         let watch = Watch::start(&gate, &options).unwrap();
         gate.close();
         assert!(watch
@@ -274,7 +312,7 @@ mod tests {
     #[test]
     fn a_run_past_its_limit_is_stopped() {
         let gate = RunGate::new(Some(Duration::from_millis(20)));
-        let options = Arc::new(RunOptions::new().unwrap());
+        let options = RunControl::new().unwrap();
         let watch = Watch::start(&gate, &options).unwrap();
         std::thread::sleep(Duration::from_millis(300));
         let error = watch.finish(&gate).unwrap_err().to_string();

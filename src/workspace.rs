@@ -25,14 +25,14 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use ort::memory::Allocator;
-use ort::session::{RunOptions, Session};
+use ort::session::Session;
 use ort::value::{DynValue, TensorElementType, ValueType};
 use ort::AsPointer;
 
 use crate::error::EmbedError;
 use crate::model::OutputType;
 use crate::pooling::{Bf16, F16};
-use crate::watchdog::{RunGate, Watch};
+use crate::watchdog::{RunControl, RunGate, Watch};
 
 /// Run shapes (rows, length) whose tensors are kept. A caller mixing more
 /// shapes than this recreates the least recently used one (a few allocations).
@@ -261,8 +261,8 @@ pub struct Workspace {
     /// Shape and element count of the values in `output` after the last run.
     output_shape: Vec<i64>,
     output_elements: usize,
-    /// Shared with the watchdog, which may stop a run through them.
-    run_options: Arc<RunOptions>,
+    /// The run options, shared with the watchdog, which may stop a run through them.
+    run_control: RunControl,
     /// The handle's run limit and destroy flag.
     gate: Arc<RunGate>,
     /// Whether the last run was stopped (by the limit or a destroy).
@@ -298,7 +298,7 @@ impl Workspace {
             output: OutputStorage::new(output),
             output_shape: Vec::new(),
             output_elements: 0,
-            run_options: Arc::new(RunOptions::new().map_err(EmbedError::onnx_runtime)?),
+            run_control: RunControl::new()?,
             gate,
             stopped: false,
             clock: 0,
@@ -423,11 +423,7 @@ impl Workspace {
             Some(view) => view.ptr_mut(),
             None => std::ptr::null_mut(),
         };
-        // A run stopped earlier left the flag set; no other run uses these options.
-        self.run_options
-            .unterminate()
-            .map_err(EmbedError::onnx_runtime)?;
-        let watch = Watch::start(&self.gate, &self.run_options)?;
+        let watch = Watch::start(&self.gate, &self.run_control)?;
         let api = ort::api();
         // SAFETY: ONNX Runtime documents `Run` as safe to call concurrently on
         // one session (its threading documentation: "multiple threads can invoke
@@ -441,7 +437,7 @@ impl Workspace {
         let status = unsafe {
             (api.Run)(
                 session.ptr().cast_mut(),
-                self.run_options.ptr(),
+                self.run_control.options().ptr(),
                 names.inputs.as_ptr(),
                 run.input_pointers.0.as_ptr(),
                 run.input_pointers.0.len(),
