@@ -26,6 +26,7 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
@@ -185,6 +186,31 @@ static void case_not_a_regular_file(int64_t unused)
     CHECK_CONTAINS(c_embed_runtime_last_create_error(), "is a directory");
     CHECK(now_s() - start < 10);
     rm_rf(dir);
+}
+
+/* The model is read from memory, but its external data still comes from its own
+ * directory, whatever the current directory, and never from outside it. */
+static void case_external_data(int64_t unused)
+{
+    (void)unused;
+    char path[512], escaping[512];
+    snprintf(path, sizeof path, "%s/external/tiny_bert_external.onnx", g_model_dir);
+    snprintf(escaping, sizeof escaping, "%s/external/escaping/model.onnx", g_model_dir);
+    char tiny[256];
+    model_path(tiny, sizeof tiny, "tiny_bert");
+    void *h = OPEN(tiny, SEQ, 1);
+    float *expected = new_vec(DIM), *out = new_vec(DIM);
+    CHECK_INT(embed_seed(h, 3, expected), 1);
+    c_embed_runtime_destroy(h);
+    CHECK(chdir("/") == 0);
+    h = OPEN(path, SEQ, 1);
+    CHECK_INT(embed_seed(h, 3, out), 1);
+    CHECK(same_bits(out, expected, DIM));
+    c_embed_runtime_destroy(h);
+    CHECK(c_embed_runtime_create(escaping, "CPU", SEQ, DIM, 1, 0) == NULL);
+    CHECK_CONTAINS(c_embed_runtime_last_create_error(), "escapes model directory");
+    free(expected);
+    free(out);
 }
 
 /* ---- 2. fork() while threads embed ---------------------------------------------- */
@@ -616,6 +642,7 @@ static const child_case CASES[] = {
     {"model file replaced after create", case_model_replaced, 1},
     {"model file replaced after create, threads 2", case_model_replaced, 2},
     {"model path not a regular file", case_not_a_regular_file, 0},
+    {"external data from the model's directory only", case_external_data, 0},
     {"fork while two threads embed", case_fork_while_embedding, 1},
     {"fork while two threads embed, threads 2", case_fork_while_embedding, 2},
     {"pthread_cancel inside the library", case_thread_cancel, 0},
@@ -639,8 +666,14 @@ int main(int argc, char **argv)
                 argv[0]);
         return 2;
     }
-    g_model_dir = argv[1];
-    g_lib = argv[2];
+    /* Absolute: some cases change the current directory. */
+    static char model_dir[PATH_MAX], lib[PATH_MAX];
+    if (realpath(argv[1], model_dir) == NULL || realpath(argv[2], lib) == NULL) {
+        perror("realpath");
+        return 2;
+    }
+    g_model_dir = model_dir;
+    g_lib = lib;
     const char *filter = argc == 4 ? argv[3] : NULL;
     int cases = 0, failed = 0;
     for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {

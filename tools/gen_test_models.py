@@ -54,6 +54,9 @@ Models that never finish a run (stopped by the run-time limit or a destroy)
   slow_loop_by_types      the same Loop run sum(token_type_ids) * 10^15 times: create's
                           runs (zero types) are instant, an embed with a type 1 hangs.
 (tiny_static16 opened with a seq_len other than 16 is refused at create too.)
+External data (external/)
+  tiny_bert_external      tiny_bert with its weights in tiny_bert_external.bin beside it.
+  escaping/model.onnx     the same, its data path ../tiny_bert_external.bin: refused at create.
 Tokenizer (text in)
   tiny_tokenizer.json     a BERT WordPiece tokenizer.json (lower-casing normalizer, BERT
                           pre-tokenizer, [CLS] ... [SEP]) over a 24-token vocabulary, ids
@@ -297,6 +300,27 @@ def tiny_tokenizer():
     }
 
 
+def external_data(out_dir):
+    """external/tiny_bert_external.onnx: tiny_bert with its weights in
+    external/tiny_bert_external.bin; external/escaping/model.onnx: the same whose
+    data path leads out of its directory (../tiny_bert_external.bin), refused."""
+    ext_dir = os.path.join(out_dir, "external")
+    os.makedirs(os.path.join(ext_dir, "escaping"), exist_ok=True)
+    model = bert("tiny_bert")
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx.save_model(model, os.path.join(tmp, "m.onnx"), save_as_external_data=True,
+                        all_tensors_to_one_file=True, location="tiny_bert_external.bin", size_threshold=1024)
+        with open(os.path.join(tmp, "tiny_bert_external.bin"), "rb") as f:
+            write(os.path.join(ext_dir, "tiny_bert_external.bin"), f.read())
+        saved = onnx.load(os.path.join(tmp, "m.onnx"), load_external_data=False)
+    write(os.path.join(ext_dir, "tiny_bert_external.onnx"), saved.SerializeToString())
+    for tensor in saved.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../tiny_bert_external.bin"
+    write(os.path.join(ext_dir, "escaping", "model.onnx"), saved.SerializeToString())
+
+
 def write(path, data: bytes):
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
@@ -312,6 +336,7 @@ def main(argv):
     for name, spec in MODELS.items():
         model = spec() if callable(spec) else bert(name, **spec)
         write(os.path.join(argv[1], name + ".onnx"), model.SerializeToString())
+    external_data(argv[1])
     tokenizer = json.dumps(tiny_tokenizer(), indent=1, sort_keys=True).encode()
     write(os.path.join(argv[1], "tiny_tokenizer.json"), tokenizer)
 
