@@ -69,6 +69,15 @@ extern "C" {
  * (`std_create_error:unsupported_input_type: input '<name>' is <type> [<shape>], ...`,
  * `input_length_mismatch`, `input_too_large`).
  *
+ * The model file is read once, here: the handle keeps this model whatever
+ * happens to the file later (external data is read from the model file's
+ * directory, at create too). A path that is not a regular file (a FIFO, a
+ * directory, a device) fails at once. Every run of the model, here and in
+ * each embed, is stopped after the limit set by the environment variable
+ * `C_EMBED_RUNTIME_RUN_TIMEOUT_MS` (milliseconds, read at create; default
+ * 60000; 0: no limit): a create whose self-check is stopped fails with
+ * `std_create_error:run_time_limit: ...`.
+ *
  * Returns a handle owned by the caller (free it with `c_embed_runtime_destroy`),
  * or NULL on failure; then `c_embed_runtime_last_create_error` says why.
  * The strings are only read during the call.
@@ -117,6 +126,10 @@ const char *c_embed_runtime_last_create_error(void);
  * (`handle`, `input_ids` or `out_vec` NULL, or an error `c_embed_runtime_last_error`
  * describes). Several threads may call this on one handle at once; each gets the
  * result it would get alone. The arrays are only used during the call.
+ *
+ * A run that takes longer than the handle's limit (`C_EMBED_RUNTIME_RUN_TIMEOUT_MS`
+ * at create) is stopped: `std_error:run_time_limit: ...`; a run stopped by a
+ * destroy of the handle: `std_error:handle_destroyed: ...`.
  *
  * # Safety
  * `handle` may be any value (see the module docs); each non-NULL array holds at least

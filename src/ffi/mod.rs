@@ -9,6 +9,14 @@
 //! the getters return their invalid-handle values, with nothing read from the
 //! memory the value might point to.
 //!
+//! **Threads, fork.** Thread cancellation is disabled during every call: a
+//! `pthread_cancel` takes effect at the thread's first cancellation point after
+//! the call returns. In the child of a `fork()`, handles made before the fork
+//! fail every embed with "handle was created before fork(); create a new
+//! handle in the child" (the getters still answer); handles made in the child
+//! work. A handle value is valid only in the copy of the library that made it,
+//! and never again after its destroy, even after a `dlclose` and a new `dlopen`.
+//!
 //! **Strings** returned by the library are never NULL. Static ones (device
 //! names, the version, the invalid-handle strings) live for the whole process.
 //! `last_error` belongs to the calling thread and the handle: it stays valid
@@ -150,6 +158,15 @@ fn finish_create(created: Result<Handle, Option<CreateError>>) -> *mut c_void {
 /// (`std_create_error:unsupported_input_type: input '<name>' is <type> [<shape>], ...`,
 /// `input_length_mismatch`, `input_too_large`).
 ///
+/// The model file is read once, here: the handle keeps this model whatever
+/// happens to the file later (external data is read from the model file's
+/// directory, at create too). A path that is not a regular file (a FIFO, a
+/// directory, a device) fails at once. Every run of the model, here and in
+/// each embed, is stopped after the limit set by the environment variable
+/// `C_EMBED_RUNTIME_RUN_TIMEOUT_MS` (milliseconds, read at create; default
+/// 60000; 0: no limit): a create whose self-check is stopped fails with
+/// `std_create_error:run_time_limit: ...`.
+///
 /// Returns a handle owned by the caller (free it with `c_embed_runtime_destroy`),
 /// or NULL on failure; then `c_embed_runtime_last_create_error` says why.
 /// The strings are only read during the call.
@@ -216,6 +233,10 @@ pub extern "C" fn c_embed_runtime_last_create_error() -> *const c_char {
 /// (`handle`, `input_ids` or `out_vec` NULL, or an error `c_embed_runtime_last_error`
 /// describes). Several threads may call this on one handle at once; each gets the
 /// result it would get alone. The arrays are only used during the call.
+///
+/// A run that takes longer than the handle's limit (`C_EMBED_RUNTIME_RUN_TIMEOUT_MS`
+/// at create) is stopped: `std_error:run_time_limit: ...`; a run stopped by a
+/// destroy of the handle: `std_error:handle_destroyed: ...`.
 ///
 /// # Safety
 /// `handle` may be any value (see the module docs); each non-NULL array holds at least
