@@ -5,7 +5,11 @@
 //!
 //! ONNX Runtime checks the termination flag between the nodes it executes
 //! (a `Loop` body's nodes included), so a run stops within one node's time.
+//!
+//! The thread ends (joined) when the last handle goes, so that no thread of
+//! the library outlives its handles (a host may `dlclose` it then).
 
+use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -52,6 +56,7 @@ impl RunGate {
 
     pub fn new(limit: Option<Duration>) -> Arc<Self> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        lock(&WATCHDOG.state).gates += 1;
         Arc::new(Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             limit,
@@ -91,6 +96,24 @@ impl RunGate {
     }
 }
 
+impl Drop for RunGate {
+    /// The last gate ends the watchdog thread.
+    fn drop(&mut self) {
+        let mut state = lock(&WATCHDOG.state);
+        state.gates = state.gates.saturating_sub(1);
+        if state.gates > 0 {
+            return;
+        }
+        let Some(thread) = state.thread.take() else {
+            return;
+        };
+        state.epoch += 1;
+        drop(state);
+        WATCHDOG.wake.notify_all();
+        thread.join();
+    }
+}
+
 /// The error of a run stopped because its handle was destroyed.
 pub const DESTROYED: &str = "handle_destroyed: the handle was destroyed during the call";
 
@@ -119,7 +142,11 @@ impl WatchedRun {
 struct WatchState {
     runs: Vec<WatchedRun>,
     next_serial: u64,
-    thread_started: bool,
+    thread: Option<WatchThread>,
+    /// The thread of this epoch runs; a thread of an older one ends.
+    epoch: u64,
+    /// Live gates (handles, and creates under way).
+    gates: usize,
     /// Until when the watchdog thread sleeps (`None`: until woken): a run
     /// with a later deadline need not wake it.
     sleeps_until: Option<Instant>,
@@ -134,7 +161,9 @@ static WATCHDOG: Watchdog = Watchdog {
     state: Mutex::new(WatchState {
         runs: Vec::new(),
         next_serial: 0,
-        thread_started: false,
+        thread: None,
+        epoch: 0,
+        gates: 0,
         sleeps_until: None,
     }),
     wake: Condvar::new(),
@@ -204,12 +233,9 @@ impl Watch {
             stopped: Arc::clone(&stopped),
         });
         if let Some(deadline) = deadline {
-            if !state.thread_started {
+            if state.thread.is_none() {
                 // Without the thread the limit is not enforced; destroy still stops runs.
-                state.thread_started = std::thread::Builder::new()
-                    .name("c_embed_watchdog".into())
-                    .spawn(watch_runs)
-                    .is_ok();
+                state.thread = WatchThread::spawn(state.epoch);
             }
             if state.sleeps_until.is_none_or(|until| deadline < until) {
                 state.sleeps_until = Some(deadline);
@@ -235,10 +261,53 @@ impl Watch {
     }
 }
 
-/// The watchdog thread: sleeps until the next deadline, stops the runs past it.
-fn watch_runs() {
+/// The watchdog thread, made with `pthread_create` rather than
+/// `std::thread::spawn`: std registers a thread-local destructor in the
+/// spawning thread (the caller's), which keeps the library loaded after a
+/// `dlclose` for as long as that thread lives.
+struct WatchThread(libc::pthread_t);
+
+impl WatchThread {
+    /// Starts the thread of `epoch`; `None` if the system refuses a thread.
+    fn spawn(epoch: u64) -> Option<Self> {
+        extern "C" fn run(epoch: *mut c_void) -> *mut c_void {
+            // A panic cannot leave a thread started by pthread_create.
+            let _ = std::panic::catch_unwind(|| watch_runs(epoch as usize as u64));
+            std::ptr::null_mut()
+        }
+        let mut thread: libc::pthread_t = 0;
+        // SAFETY: `run` is an `extern "C"` function that catches every panic;
+        // its argument is a number, not a pointer; default attributes (NULL).
+        let created = unsafe {
+            libc::pthread_create(
+                &mut thread,
+                std::ptr::null(),
+                run,
+                epoch as usize as *mut c_void,
+            )
+        };
+        (created == 0).then_some(Self(thread))
+    }
+
+    /// Waits for the thread to end (it was told to: its epoch is over).
+    fn join(self) {
+        // SAFETY: a thread this library started, joined once (`self` is consumed),
+        // never detached; the result pointer may be NULL.
+        unsafe { libc::pthread_join(self.0, std::ptr::null_mut()) };
+    }
+}
+
+// SAFETY: a `pthread_t` may be joined from any thread.
+unsafe impl Send for WatchThread {}
+
+/// The watchdog thread of `epoch`: sleeps until the next deadline, stops the
+/// runs past it, ends when the epoch is over.
+fn watch_runs(epoch: u64) {
     let mut state = lock(&WATCHDOG.state);
     loop {
+        if state.epoch != epoch {
+            return;
+        }
         let now = Instant::now();
         for run in state
             .runs
@@ -285,7 +354,9 @@ impl ForkLock {
         let runs = std::mem::take(&mut self.0.runs);
         // Their options belong to handles the child never runs nor frees.
         std::mem::forget(runs);
-        self.0.thread_started = false;
+        // The thread is the parent's: never to be joined here.
+        self.0.thread = None;
+        self.0.gates = 0;
         self.0.sleeps_until = None;
     }
 }
