@@ -68,7 +68,7 @@ enum { SEQ = 16, DIM = 24, VOCAB = TEST_VOCAB, ROWS = 2 };
 #define INVALID_ROWS "std_error:invalid_rows"
 #define NULL_ARRAYS "std_error:input_ids and out_vec must be non-NULL, aligned arrays"
 #define UNSUPPORTED_DEVICE \
-    "std_create_error:unsupported requested_device (expected AUTO|NPU|GPU|CUDA|CPU)"
+    "std_create_error:unsupported requested_device (expected AUTO|NPU|GPU|CUDA|CPU|OPENVINO_CPU)"
 #define EMPTY_PATH "std_create_error:model path is empty"
 
 static const char *g_model_dir;

@@ -32,7 +32,7 @@
 
 #define GATE_ENV "CDB_EMBED_GPU_ALLOW_OPENVINO_FALLBACK"
 #define UNSUPPORTED_DEVICE \
-    "std_create_error:unsupported requested_device (expected AUTO|NPU|GPU|CUDA|CPU)"
+    "std_create_error:unsupported requested_device (expected AUTO|NPU|GPU|CUDA|CPU|OPENVINO_CPU)"
 #define NPU_UNAVAILABLE "std_create_error:OpenVINOExecutionProvider unavailable"
 #define GPU_GATE_OFF \
     "std_create_error:CUDAExecutionProvider unavailable | OpenVINO GPU fallback disabled"

@@ -38,6 +38,20 @@ impl CreateError {
         }
     }
 
+    /// Adds what ONNX Runtime logged while this step ran (the provider's own
+    /// reason, for example), unless the message already says it.
+    pub fn with_log(mut self, messages: &[String]) -> Self {
+        let new: Vec<&str> = messages
+            .iter()
+            .map(String::as_str)
+            .filter(|m| !self.message.contains(m))
+            .collect();
+        if !new.is_empty() {
+            self.message = format!("{} (onnxruntime: {})", self.message, new.join("; "));
+        }
+        self
+    }
+
     /// Joins the reasons of several failed device steps with `" | "`; the origin
     /// is that of the last step, the one that ended the attempt.
     pub fn join(steps: Vec<CreateError>) -> Self {

@@ -13,6 +13,7 @@
 //! - [`pooling`]: mean pooling, folding and normalisation.
 //! - [`fallback`]: CPU-fallback signal detection.
 //! - [`loader`]: finding and loading the ONNX Runtime library.
+//! - [`logging`]: where ONNX Runtime's log messages go (never stderr unless asked).
 //! - [`text`] (feature `text`, on by default): `tokenizer.json` tokenizers and text in.
 //! - `alloc_counter` (feature `alloc-counter`, benchmark builds only): counts Rust heap allocations.
 
@@ -28,6 +29,7 @@ pub mod execution;
 pub mod fallback;
 pub mod ffi;
 pub mod loader;
+pub mod logging;
 pub mod model;
 pub mod pooling;
 pub mod runtime;

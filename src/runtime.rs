@@ -31,6 +31,7 @@ use crate::error::{CreateError, EmbedError};
 use crate::execution::SelfCheck;
 use crate::fallback::FallbackMonitor;
 use crate::loader;
+use crate::logging;
 use crate::session::{self, SessionSettings};
 
 /// `seq_len` is clamped to at least this.
@@ -121,9 +122,14 @@ impl EmbedRuntime {
             let counts_signals =
                 options.fallback_signals == FallbackSignals::Always || device != Device::Cpu;
             let monitor = Arc::new(FallbackMonitor::new(counts_signals));
-            match session::open(environment, device, &settings, Arc::clone(&monitor)) {
-                Ok(session) => {
-                    let (runner, first, self_check) = ModelRunner::new(session, seq_len)?;
+            let (opened, messages) = logging::capture(&monitor, || {
+                session::open(environment, device, &settings, Arc::clone(&monitor))
+            });
+            match opened {
+                Ok(opened) => {
+                    let (runner, first, self_check) = logging::attribute(&monitor, || {
+                        ModelRunner::new(opened.session, seq_len, opened.static_shapes)
+                    })?;
                     session::release_freed_memory();
                     let serial = gate_is_on(std::env::var(SERIAL_BATCHES_ENV).ok().as_deref());
                     let helpers = match device {
@@ -145,7 +151,7 @@ impl EmbedRuntime {
                         self_check,
                     });
                 }
-                Err(failure) => failures.push(failure),
+                Err(failure) => failures.push(failure.with_log(&messages)),
             }
         }
         Err(CreateError::join(failures))
@@ -173,8 +179,10 @@ impl EmbedRuntime {
             _ => None,
         };
         let helpers = crew.as_deref_mut().map(|crew| crew as &mut dyn Helpers);
-        self.runner
-            .embed_rows_with(&mut buffers, rows, out, self.out_dim, &after_run, helpers)
+        logging::attribute(&self.fallback, || {
+            self.runner
+                .embed_rows_with(&mut buffers, rows, out, self.out_dim, &after_run, helpers)
+        })
     }
 
     pub fn seq_len(&self) -> usize {

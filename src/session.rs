@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use ort::environment::Environment;
 use ort::ep;
-use ort::logging::{LogLevel, LoggerFunction};
+use ort::logging::LogLevel;
 use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights};
 use ort::session::Session;
 
 use crate::device::{self, Device};
 use crate::error::CreateError;
 use crate::fallback::FallbackMonitor;
+use crate::logging;
 
 /// How every session of this library is configured.
 pub struct SessionSettings<'a> {
@@ -24,20 +25,23 @@ pub struct SessionSettings<'a> {
     pub prepacked: &'a PrepackedWeights,
 }
 
+/// A session and how it was compiled.
+pub struct OpenedSession {
+    pub session: Session,
+    /// See [`device::DeviceSetup::static_shapes`].
+    pub static_shapes: bool,
+}
+
 /// Opens `settings.model_path` on `device`. Warning-level and higher messages of
-/// this session (and only this session) go to `monitor`.
+/// this session (and only this session) go to `monitor` (see [`logging`]).
 pub fn open(
     environment: &Environment,
     device: Device,
     settings: &SessionSettings<'_>,
     monitor: Arc<FallbackMonitor>,
-) -> Result<Session, CreateError> {
-    let provider = device::execution_provider(device)?;
-    let logger: LoggerFunction = Arc::new(move |level, _category, _id, _location, message| {
-        if level >= LogLevel::Warning {
-            monitor.observe(message);
-        }
-    });
+) -> Result<OpenedSession, CreateError> {
+    let setup = device::setup(device)?;
+    let logger = logging::session_logger(monitor);
     let mut builder = Session::builder(environment).map_err(ort_error)?;
     builder = builder
         .with_optimization_level(GraphOptimizationLevel::All)
@@ -63,16 +67,20 @@ pub fn open(
         builder = builder.with_intra_op_spinning(false).map_err(ort_error)?;
     }
     let cpu = ep::CPU::default().with_arena_allocator(false).build();
-    let providers = match provider {
+    let providers = match setup.provider {
         Some(provider) => vec![provider, cpu],
         None => vec![cpu],
     };
     builder = builder
         .with_execution_providers(providers)
         .map_err(ort_error)?;
-    builder
+    let session = builder
         .commit_from_file(settings.model_path)
-        .map_err(ort_error)
+        .map_err(ort_error)?;
+    Ok(OpenedSession {
+        session,
+        static_shapes: setup.static_shapes,
+    })
 }
 
 /// The memory settings of every session, chosen from measurement on

@@ -43,7 +43,7 @@ def test_legacy_host_flow_on_the_real_model(lib, real_model, tokenizer_json):
         ("NPU", "std_create_error:OpenVINOExecutionProvider unavailable"),
         ("intel_npu", "std_create_error:OpenVINOExecutionProvider unavailable"),
         ("GPU", "std_create_error:CUDAExecutionProvider unavailable | OpenVINO GPU fallback disabled"),
-        ("tpu", "std_create_error:unsupported requested_device (expected AUTO|NPU|GPU|CUDA|CPU)"),
+        ("tpu", "std_create_error:unsupported requested_device (expected AUTO|NPU|GPU|CUDA|CPU|OPENVINO_CPU)"),
     ],
 )
 def test_unavailable_devices_fail_with_the_contract_message(lib, test_model, device, message, monkeypatch):
