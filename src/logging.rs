@@ -47,7 +47,7 @@ fn echo_to_stderr() -> bool {
 
 fn echo(level: LogLevel, id: &str, message: &str) {
     if echo_to_stderr() {
-        eprintln!("onnxruntime {level:?} [{id}] {message}");
+        eprintln!("onnxruntime {level:?} [{id}] {}", message.trim_end());
     }
 }
 
@@ -132,7 +132,18 @@ fn with_current(f: impl FnOnce(&mut Attribution)) {
     });
 }
 
+/// `message` without the source location and C++ signature ONNX Runtime puts
+/// before some (`/onnxruntime/...cc:141 std::string ...(...) [ERROR] ...`).
+fn without_location(message: &str) -> &str {
+    let message = message.trim();
+    match (message.starts_with('/'), message.find(" [")) {
+        (true, Some(at)) => &message[at + 1..],
+        _ => message,
+    }
+}
+
 fn keep(messages: &mut Vec<String>, message: &str) {
+    let message = without_location(message);
     if messages.len() >= MAX_MESSAGES || messages.iter().any(|m| m == message) {
         return;
     }
@@ -167,6 +178,15 @@ mod tests {
         log(&environment, LogLevel::Error, "later");
         let ((), again) = capture(&monitor, || {});
         assert!(again.is_empty());
+    }
+
+    #[test]
+    fn source_locations_are_cut() {
+        assert_eq!(
+            without_location("/ort/factory.cc:141 std::string f(const g&) [ERROR] [OpenVINO] Device NPU is not available\n"),
+            "[ERROR] [OpenVINO] Device NPU is not available"
+        );
+        assert_eq!(without_location("plain [text]"), "plain [text]");
     }
 
     #[test]
