@@ -13,6 +13,9 @@ VENV_STAMP := $(VENV)/.installed
 REAL_MODEL := models/all-MiniLM-L6-v2/model.onnx
 PARAPHRASE_MODEL := models/paraphrase-MiniLM-L3-v2/model.onnx
 TEST_MODELS_STAMP := models/test/.generated
+# The ONNX Runtime builds of the version matrix (tools/ort_versions.py).
+ORT_CACHE  := $(or $(C_EMBED_RUNTIME_ORT_CACHE),.cache/ort)
+ORT_CACHE_STAMP := $(ORT_CACHE)/.fetched
 LIB        := target/release/libc_embed_runtime.so
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 SO_MAJOR   := $(firstword $(subst ., ,$(VERSION)))
@@ -35,7 +38,7 @@ all: build
 
 ## ---- set-up -------------------------------------------------------------------
 
-setup: $(VENV_STAMP) $(REAL_MODEL) $(PARAPHRASE_MODEL) $(TEST_MODELS_STAMP)
+setup: $(VENV_STAMP) $(REAL_MODEL) $(PARAPHRASE_MODEL) $(TEST_MODELS_STAMP) $(ORT_CACHE_STAMP)
 
 $(VENV_STAMP): tools/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +47,11 @@ $(VENV_STAMP): tools/requirements.txt
 
 $(REAL_MODEL) $(PARAPHRASE_MODEL) &: $(VENV_STAMP) tools/fetch_models.py
 	$(VPY) tools/fetch_models.py models
+
+# Once: each build's wheel by package name (--no-deps), keeping only its shared libraries.
+$(ORT_CACHE_STAMP): $(VENV_STAMP) tools/ort_versions.py
+	C_EMBED_RUNTIME_ORT_CACHE=$(ORT_CACHE) $(VPY) tools/ort_versions.py fetch
+	touch $@
 
 $(TEST_MODELS_STAMP): $(VENV_STAMP) tools/gen_test_models.py
 	$(VPY) tools/gen_test_models.py models/test > /dev/null
@@ -125,7 +133,8 @@ test-symbols: build
 	@diff $(BUILD)/header_functions.txt $(BUILD)/symbols.txt || { echo "exported symbols (>) differ from the header (<)"; exit 1; }
 	@echo "exported symbols ($$(wc -l < $(BUILD)/symbols.txt)): $$(tr '\n' ' ' < $(BUILD)/symbols.txt)"
 
-test-python: setup build
+# test_versions.py runs the misuse suite against each ONNX Runtime of the matrix.
+test-python: setup build $(BUILD)/c/misuse
 	$(VPY) -m pytest -q python/tests
 
 clean:
