@@ -390,6 +390,7 @@ BENCH_LIB_DIR := target/bench/release
 BENCH_STAMP   := $(VENV)/.bench-installed
 BENCH_PRELOAD := $(abspath $(BENCH_BUILD)/liballoc_counter.so)
 BENCH_TOKENS  := $(BENCH_BUILD)/tokens.txt
+BENCH_OPENVINO_ORT := $(ORT_CACHE)/onnxruntime-openvino-1.22.0/libonnxruntime.so.1.22.0
 
 $(BENCH_STAMP): bench/requirements.txt $(VENV_STAMP)
 	$(VPY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
@@ -416,6 +417,9 @@ bench: setup build $(BENCH_STAMP) $(BENCH_PRELOAD) $(BENCH_TOKENS)
 	@# Other work on the cores makes the timings noisy; the report says so.
 	cat /proc/loadavg > $(BENCH_BUILD)/loadavg.txt
 	LD_PRELOAD=$(BENCH_PRELOAD) $(BENCH_BUILD)/embed_bench $(REAL_MODEL) $(BENCH_TOKENS) $(BENCH_BUILD)/library.json
+	@# The OpenVINO provider on its CPU device, with the hosts' onnxruntime-openvino build.
+	ORT_DYLIB_PATH=$(abspath $(BENCH_OPENVINO_ORT)) BENCH_DEVICE=OPENVINO_CPU LD_PRELOAD=$(BENCH_PRELOAD) \
+		$(BENCH_BUILD)/embed_bench $(REAL_MODEL) $(BENCH_TOKENS) $(BENCH_BUILD)/library_openvino_cpu.json
 	LD_PRELOAD=$(BENCH_PRELOAD) target/release/examples/bare_ort $(ORT_LIB) $(REAL_MODEL) $(BENCH_TOKENS) $(BENCH_BUILD)/bare.json
 	LD_PRELOAD=$(BENCH_PRELOAD) $(VPY) bench/padded_baseline.py $(REAL_MODEL) $(BENCH_TOKENS) $(BENCH_BUILD)/python_padded.json
 	LD_PRELOAD=$(BENCH_PRELOAD) $(VPY) bench/python_ort.py $(REAL_MODEL) $(BENCH_TOKENS) $(BENCH_BUILD)/python_trimmed.json
