@@ -110,3 +110,16 @@ def fake_ort(path, version: str, api: bool) -> None:
          str(REPO / "c_tests" / "fake_ort.c"), "-o", str(path)],
         check=True,
     )
+
+
+def test_onnx_runtime_messages_reach_stderr_only_when_asked(real_model, rows):
+    """NPU on the openvino 1.22.0 build: OpenVINO logs why; the create error says it
+    either way, stderr shows it only with C_EMBED_RUNTIME_ORT_LOG=stderr."""
+    openvino = build_library("onnxruntime-openvino-1.22.0")
+    quiet, quiet_stderr = embed_with(openvino, real_model, "NPU", SEQ_LEN, OUT_DIM, rows[:1])
+    asked, asked_stderr = embed_with(openvino, real_model, "NPU", SEQ_LEN, OUT_DIM, rows[:1],
+                                     C_EMBED_RUNTIME_ORT_LOG="stderr")
+    reason = "[OpenVINO] You have selected wrong configuration value for the key 'device_type'"
+    assert reason in quiet["create_error"] and reason in asked["create_error"]
+    assert quiet_stderr == ""
+    assert asked_stderr.startswith("onnxruntime Error [c_embed_runtime] ") and reason in asked_stderr
