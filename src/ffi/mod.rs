@@ -107,7 +107,8 @@ fn finish_create(created: Result<Handle, Option<CreateError>>) -> *mut c_void {
 ///   NULL or "" fails with "model path is empty".
 /// - `requested_device`: AUTO (NPU, then CUDA, then OpenVINO-GPU, then CPU),
 ///   NPU | INTEL_NPU, GPU | CUDA | NVIDIA | NVIDIA_GPU (CUDA, then OpenVINO-GPU),
-///   CPU | HOST; case-insensitive; NULL or "" means AUTO.
+///   CPU | HOST, OPENVINO_CPU (the OpenVINO provider on its CPU device);
+///   case-insensitive; NULL or "" means AUTO.
 /// - `seq_len`: tokens per call, clamped to at least 8. `embed` reads exactly
 ///   this many values from each array, even if the caller asked for fewer than 8.
 ///   Above 1,048,576 the create fails.
@@ -393,7 +394,8 @@ pub extern "C" fn c_embed_runtime_last_error(handle: *mut c_void) -> *const c_ch
     })
 }
 
-/// The device the handle runs on: "NPU", "CUDA", "GPU" (OpenVINO GPU) or "CPU";
+/// The device the handle runs on: "NPU", "CUDA", "GPU" (OpenVINO GPU),
+/// "OPENVINO_CPU" or "CPU";
 /// "invalid" for an invalid handle. A static string: valid for the life of the process.
 ///
 #[no_mangle]
