@@ -47,7 +47,10 @@ fn echo_to_stderr() -> bool {
 
 fn echo(level: LogLevel, id: &str, message: &str) {
     if echo_to_stderr() {
-        eprintln!("onnxruntime {level:?} [{id}] {}", message.trim_end());
+        // Not eprintln!, which panics when stderr cannot be written: this runs
+        // inside ONNX Runtime, where a panic cannot unwind.
+        let line = format!("onnxruntime {level:?} [{id}] {}\n", message.trim_end());
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     }
 }
 
