@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -123,3 +124,29 @@ def test_onnx_runtime_messages_reach_stderr_only_when_asked(real_model, rows):
     assert reason in quiet["create_error"] and reason in asked["create_error"]
     assert quiet_stderr == ""
     assert asked_stderr.startswith("onnxruntime Error [c_embed_runtime] ") and reason in asked_stderr
+
+
+RETRY = """
+import os, sys
+sys.path.insert(0, {python!r})
+import c_embed_runtime
+lib = c_embed_runtime.load({library!r})
+for ort in ({fake!r}, {real!r}):
+    os.environ["ORT_DYLIB_PATH"] = ort
+    handle = lib.c_embed_runtime_create({model!r}, b"CPU", 16, 8, 1, 1)
+    print(bool(handle), lib.c_embed_runtime_last_create_error().decode())
+"""
+
+
+def test_a_refused_build_is_not_remembered(tmp_path, test_model):
+    """After a create refused the fake, the next create in the same process loads
+    the real ONNX Runtime the host points it at."""
+    fake = tmp_path / "libonnxruntime.so.1.22.0"
+    fake_ort(fake, version="1.22.0", api=False)
+    script = RETRY.format(python=str(REPO / "python"), library=os.environ["C_EMBED_RUNTIME_LIB"], fake=str(fake),
+                          real=str(build_library("onnxruntime-1.22.0")), model=bytes(test_model("tiny_bert")))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    first, second = done.stdout.splitlines()
+    assert first.startswith("False std_create_error:could not load ONNX Runtime from ")
+    assert second == "True "
