@@ -20,7 +20,7 @@ fn main() {
     config.after_includes = Some(format!(
         "\n/** The version c_embed_runtime_version() returns, as this header's library has it. */\n\
          #define C_EMBED_RUNTIME_VERSION \"{version}\"\n\
-         #define C_EMBED_RUNTIME_VERSION_MAJOR {major}\n"
+         #define C_EMBED_RUNTIME_VERSION_MAJOR {major}"
     ));
     write_if_changed(
         &crate_dir.join("python/c_embed_runtime/_version.py"),
