@@ -75,7 +75,7 @@ lint:
 	cargo clippy --release --all-targets -- -D warnings
 
 test-rust: setup
-	ORT_DYLIB_PATH=$(ORT_LIB) cargo test --release
+	cargo test --release
 
 $(BUILD)/c/test_abi: c_tests/test_abi.c c_tests/test_support.h include/c_embed_runtime.h $(LIB)
 	@mkdir -p $(@D)
