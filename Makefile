@@ -109,9 +109,9 @@ test-c: setup build $(C_TESTS)
 	$(BUILD)/c/header_twice
 	$(BUILD)/c/header_cpp
 
-# The committed header and _version.py are what build.rs generates from the code.
+# The committed files build.rs generates (header, _version.py, contract_errors.h) are fresh.
 test-header: build
-	git diff --exit-code -- include/ python/c_embed_runtime/_version.py
+	git diff --exit-code -- include/ python/c_embed_runtime/_version.py c_tests/contract_errors.h
 
 # Exactly the functions the header declares (the one list of them, generated from
 # the code; python/tests/test_abi.py checks the Python prototypes against it too);
