@@ -25,9 +25,13 @@ import platform
 import re
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    sys.exit("tools/build_wheel.py needs Python 3.11 or newer (tomllib, to read Cargo.toml and pyproject.toml)")
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = REPO / "python" / "c_embed_runtime"
