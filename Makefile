@@ -32,7 +32,7 @@ CXXFLAGS_T := -std=c++17 $(CWARN) -Iinclude
 LINK_LIB := -L$(dir $(LIB)) -lc_embed_runtime -Wl,-rpath,$(abspath $(dir $(LIB))) -lpthread
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: python-package all setup build demo test lint test-rust test-c test-header test-symbols test-python clean test-reliability check-valgrind install uninstall install-built test-install examples test-examples test-readme bench fuzz-check-clang fuzz-build fuzz
+.PHONY: python-package all setup build demo test lint test-rust test-c test-header test-symbols test-python clean test-reliability check-valgrind install uninstall install-built test-install examples test-examples test-readme wheel test-wheel bench fuzz-check-clang fuzz-build fuzz
 
 all: build
 
@@ -75,7 +75,7 @@ demo: setup build
 
 ## ---- tests --------------------------------------------------------------------
 
-test: setup build lint test-rust test-c test-header test-symbols test-python test-reliability test-install test-examples test-readme
+test: setup build lint test-rust test-c test-header test-symbols test-python test-reliability test-install test-examples test-readme test-wheel
 	@echo "make test: all suites passed"
 
 lint:
@@ -83,7 +83,7 @@ lint:
 	cargo clippy --release --all-targets -- -D warnings
 
 test-rust: setup
-	ORT_DYLIB_PATH=$(ORT_LIB) cargo test --release
+	cargo test --release
 
 $(BUILD)/c/test_abi: c_tests/test_abi.c c_tests/test_support.h include/c_embed_runtime.h $(LIB)
 	@mkdir -p $(@D)
@@ -117,9 +117,9 @@ test-c: setup build $(C_TESTS)
 	$(BUILD)/c/header_twice
 	$(BUILD)/c/header_cpp
 
-# The committed header is what build.rs generates from the code.
+# The committed files build.rs generates (header, _version.py, contract_errors.h) are fresh.
 test-header: build
-	git diff --exit-code -- include/
+	git diff --exit-code -- include/ python/c_embed_runtime/_version.py c_tests/contract_errors.h
 
 # Exactly the functions the header declares (the one list of them, generated from
 # the code; python/tests/test_abi.py checks the Python prototypes against it too);
@@ -135,7 +135,7 @@ test-symbols: build
 
 # test_versions.py runs the misuse suite against each ONNX Runtime of the matrix.
 test-python: setup build $(BUILD)/c/misuse
-	$(VPY) -m pytest -q python/tests
+	$(VPY) -m pytest -q python/tests --ignore=python/tests/test_wheel.py
 
 clean:
 	cargo clean
@@ -368,6 +368,14 @@ python-package: setup build
 	cp -f $(LIB) $(dir $(LIB))libonnxruntime*.so* $(PY_LIBDIR)/
 	$(VPY) -m pip install --quiet --no-deps --no-build-isolation --force-reinstall ./python
 	rm -rf $(PY_LIBDIR) python/build python/c_embed_runtime.egg-info
+
+# The platform wheel with the library inside (tools/build_wheel.py): build/wheel/*.whl.
+wheel: build
+	$(VPY) tools/build_wheel.py --out $(BUILD)/wheel
+
+# The wheel installed into a fresh venv and used from elsewhere (needs the package registry or pip's cache).
+test-wheel: setup build
+	$(VPY) -m pytest -q python/tests/test_wheel.py
 
 ## ---- benchmarks ---------------------------------------------------------------
 

@@ -11,13 +11,10 @@ use std::ffi::CStr;
 use ort::ep::{self, ExecutionProvider, ExecutionProviderDispatch};
 
 use crate::error::CreateError;
+use crate::error_strings::UNSUPPORTED_DEVICE;
 
 /// Gate for the OpenVINO-GPU step.
 pub const OPENVINO_GPU_GATE_ENV: &str = "CDB_EMBED_GPU_ALLOW_OPENVINO_FALLBACK";
-
-/// The message for a device string this library does not know.
-pub const UNSUPPORTED_DEVICE: &str =
-    "unsupported requested_device (expected AUTO|NPU|GPU|CUDA|CPU|OPENVINO_CPU)";
 
 /// **Test-only** (set before create; changes nothing in the contract): `npu` or
 /// `gpu` gives the `OPENVINO_CPU` device the NPU's or the OpenVINO-GPU's option

@@ -23,7 +23,7 @@ import pytest
 
 from c_embed_runtime import Tokenizer
 from c_embed_runtime.demo import SENTENCES
-from conftest import REPO
+from conftest import ERRORS
 from ort_builds import build_library
 from reference import ReferenceEmbedder
 
@@ -140,8 +140,8 @@ def test_the_host_loop_ends_on_a_working_handle(host_model, tokenizer_json, seq_
     assert (result["selected"], result["seq_len"], result["out_dim"]) == ("CPU", seq_len, OUT_DIM)
     # This machine's pinned build has neither provider: each skip says so.
     assert result["skipped"] == {
-        "NPU": "std_create_error:OpenVINOExecutionProvider unavailable",
-        "GPU": "std_create_error:CUDAExecutionProvider unavailable | OpenVINO GPU fallback disabled",
+        "NPU": ERRORS["STD_CREATE_ERROR"] + "OpenVINOExecutionProvider unavailable",
+        "GPU": ERRORS["STD_CREATE_ERROR"] + "CUDAExecutionProvider unavailable | OpenVINO GPU fallback disabled",
     }
     assert_matches_reference(result, host_model, seq_len, rows)
     assert stderr == ""
@@ -157,13 +157,13 @@ def test_the_host_loop_on_the_openvino_1_22_wheel(host_model, tokenizer_json, gp
     assert result["selected"] == "CPU"
     # No NPU or GPU here: OpenVINO's own reason, not only "Failed to load provider".
     no_device = ("[OpenVINO] You have selected wrong configuration value for the key 'device_type'")
-    assert result["skipped"]["NPU"].startswith("ort_create_error:Failed to load provider OpenVINO (onnxruntime: ")
+    assert result["skipped"]["NPU"].startswith(ERRORS["ORT_CREATE_ERROR"] + "Failed to load provider OpenVINO (onnxruntime: ")
     assert no_device in result["skipped"]["NPU"]
     gpu = result["skipped"]["GPU"]
     if gpu_gate == "1":
-        assert gpu.startswith("ort_create_error:CUDAExecutionProvider unavailable | Failed to load provider OpenVINO")
+        assert gpu.startswith(ERRORS["ORT_CREATE_ERROR"] + "CUDAExecutionProvider unavailable | Failed to load provider OpenVINO")
         assert no_device in gpu
     else:
-        assert gpu == "std_create_error:CUDAExecutionProvider unavailable | OpenVINO GPU fallback disabled"
+        assert gpu == ERRORS["STD_CREATE_ERROR"] + "CUDAExecutionProvider unavailable | OpenVINO GPU fallback disabled"
     assert_matches_reference(result, host_model, seq_len, rows)
     assert stderr == ""

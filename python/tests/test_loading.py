@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import REPO
+from conftest import ERRORS, REPO
 
 SCRIPT = textwrap.dedent(
     """
@@ -48,7 +48,7 @@ def test_an_unloadable_override_fails_create_and_says_what_was_tried(test_model)
     assert status == "null"
     # The loader's own reason (dlerror) follows the path.
     assert message == (
-        "std_create_error:could not load ONNX Runtime from /nonexistent/libonnxruntime.so.1 (ORT_DYLIB_PATH): "
+        ERRORS["STD_CREATE_ERROR"] + "could not load ONNX Runtime from /nonexistent/libonnxruntime.so.1 (ORT_DYLIB_PATH): "
         "/nonexistent/libonnxruntime.so.1: cannot open shared object file: No such file or directory"
     )
 
