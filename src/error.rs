@@ -34,10 +34,14 @@ impl CreateError {
         }
     }
 
+    /// Some of ONNX Runtime's messages end in a newline; a step's reason does not
+    /// (reasons are joined on one line).
     pub fn onnx_runtime(error: impl fmt::Display) -> Self {
+        let mut message = error.to_string();
+        message.truncate(message.trim_end().len());
         Self {
             origin: Origin::OnnxRuntime,
-            message: error.to_string(),
+            message,
         }
     }
 
@@ -124,6 +128,21 @@ impl fmt::Display for EmbedError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reason_ends_without_a_newline_and_carries_the_log() {
+        let step = CreateError::onnx_runtime("Failed to load library x.so\n")
+            .with_log(&["[OpenVINO] no NPU".to_owned(), "x.so".to_owned()]);
+        assert_eq!(
+            step.to_string(),
+            "ort_create_error:Failed to load library x.so (onnxruntime: [OpenVINO] no NPU)"
+        );
+        let joined = CreateError::join(vec![step, CreateError::library("disabled")]);
+        assert_eq!(
+            joined.to_string(),
+            "std_create_error:Failed to load library x.so (onnxruntime: [OpenVINO] no NPU) | disabled"
+        );
+    }
 
     #[test]
     fn prefixes_follow_the_origin() {
