@@ -15,7 +15,9 @@ use crate::error::CreateError;
 /// Gate for the OpenVINO-GPU step.
 pub const OPENVINO_GPU_GATE_ENV: &str = "CDB_EMBED_GPU_ALLOW_OPENVINO_FALLBACK";
 
-use crate::error_strings::UNSUPPORTED_DEVICE;
+use crate::error_strings::{
+    CUDA_UNAVAILABLE, OPENVINO_GPU_FALLBACK_DISABLED, OPENVINO_UNAVAILABLE, UNSUPPORTED_DEVICE,
+};
 
 /// A device a session can run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,7 +87,7 @@ pub fn execution_provider(
     let provider = match device {
         Device::Cpu => return Ok(None),
         Device::Npu => {
-            require_available::<ep::OpenVINO>()?;
+            require_available::<ep::OpenVINO>(OPENVINO_UNAVAILABLE)?;
             ep::OpenVINO::default()
                 .with_device_type("NPU")
                 .with_dynamic_shapes(false)
@@ -93,15 +95,15 @@ pub fn execution_provider(
                 .build()
         }
         Device::Cuda => {
-            require_available::<ep::CUDA>()?;
+            require_available::<ep::CUDA>(CUDA_UNAVAILABLE)?;
             ep::CUDA::default().with_device_id(0).build()
         }
         Device::OpenVinoGpu => {
             let gate = std::env::var(OPENVINO_GPU_GATE_ENV).ok();
             if !gate_is_on(gate.as_deref()) {
-                return Err(CreateError::library("OpenVINO GPU fallback disabled"));
+                return Err(CreateError::library(OPENVINO_GPU_FALLBACK_DISABLED));
             }
-            require_available::<ep::OpenVINO>()?;
+            require_available::<ep::OpenVINO>(OPENVINO_UNAVAILABLE)?;
             ep::OpenVINO::default()
                 .with_device_type("GPU")
                 .with_dynamic_shapes(false)
@@ -111,10 +113,12 @@ pub fn execution_provider(
     Ok(Some(provider.error_on_failure()))
 }
 
-fn require_available<E: ExecutionProvider>() -> Result<(), CreateError> {
+/// Fails with `unavailable` (the provider's own error string) when the loaded
+/// ONNX Runtime lacks provider `E`.
+fn require_available<E: ExecutionProvider>(unavailable: &'static str) -> Result<(), CreateError> {
     match E::is_available() {
         Ok(true) => Ok(()),
-        Ok(false) => Err(CreateError::library(format!("{} unavailable", E::NAME))),
+        Ok(false) => Err(CreateError::library(unavailable)),
         Err(e) => Err(CreateError::onnx_runtime(format!(
             "{} availability check failed: {e}",
             E::NAME
@@ -125,6 +129,15 @@ fn require_available<E: ExecutionProvider>() -> Result<(), CreateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_unavailable_reasons_name_the_providers() {
+        assert_eq!(CUDA_UNAVAILABLE, format!("{} unavailable", ep::CUDA::NAME));
+        assert_eq!(
+            OPENVINO_UNAVAILABLE,
+            format!("{} unavailable", ep::OpenVINO::NAME)
+        );
+    }
 
     #[test]
     fn device_strings_map_to_the_contract_order() {

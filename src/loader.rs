@@ -55,7 +55,8 @@ fn load() -> Result<Environment, CreateError> {
         }
     }
     Err(CreateError::library(format!(
-        "could not load ONNX Runtime; tried {}",
+        "{}; tried {}",
+        crate::error_strings::CANNOT_LOAD_ONNX_RUNTIME,
         tried.join("; ")
     )))
 }
