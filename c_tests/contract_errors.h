@@ -21,7 +21,7 @@
 #define NON_FINITE_OUTPUT "std_error:non_finite_output"
 #define TOKENIZER_PATH_EMPTY "std_create_error:tokenizer path is empty"
 #define CANNOT_LOAD_TOKENIZER "std_create_error:cannot load tokenizer"
-#define CANNOT_LOAD_ONNX_RUNTIME "std_create_error:could not load ONNX Runtime"
+#define COULD_NOT_LOAD_ONNX_RUNTIME "std_create_error:could not load ONNX Runtime"
 #define NULL_TEXT_ARRAYS "std_error:texts and out_vec must be non-NULL, aligned arrays"
 #define NO_TOKENIZER "std_error:no tokenizer: create the handle with c_embed_runtime_create_with_tokenizer"
 #define CUDA_UNAVAILABLE "CUDAExecutionProvider unavailable"

@@ -69,7 +69,7 @@ contract_strings! {
     /// A tokenizer.json that cannot be read; then ` <path>: <why>`.
     create CANNOT_LOAD_TOKENIZER = "cannot load tokenizer";
     /// No ONNX Runtime loaded; then `; tried <each candidate and why>`.
-    create CANNOT_LOAD_ONNX_RUNTIME = "could not load ONNX Runtime";
+    create COULD_NOT_LOAD_ONNX_RUNTIME = "could not load ONNX Runtime";
     /// `texts` or `out_vec` of a text batch is NULL or misaligned.
     embed NULL_TEXT_ARRAYS = "texts and out_vec must be non-NULL, aligned arrays";
     /// A text call on a handle created without a tokenizer.
@@ -144,7 +144,7 @@ mod tests {
                 "std_create_error:cannot load tokenizer",
             ),
             (
-                "CANNOT_LOAD_ONNX_RUNTIME",
+                "COULD_NOT_LOAD_ONNX_RUNTIME",
                 "std_create_error:could not load ONNX Runtime",
             ),
             (

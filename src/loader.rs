@@ -56,7 +56,7 @@ fn load() -> Result<Environment, CreateError> {
     }
     Err(CreateError::library(format!(
         "{}; tried {}",
-        crate::error_strings::CANNOT_LOAD_ONNX_RUNTIME,
+        crate::error_strings::COULD_NOT_LOAD_ONNX_RUNTIME,
         tried.join("; ")
     )))
 }

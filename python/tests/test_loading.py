@@ -46,7 +46,7 @@ def test_an_unloadable_override_fails_create_and_says_what_was_tried(test_model)
         library, bytes(test_model("tiny_bert")), ORT_DYLIB_PATH="/nonexistent/libonnxruntime.so.1"
     )
     assert status == "null"
-    assert message.startswith(ERRORS["CANNOT_LOAD_ONNX_RUNTIME"] + "; tried /nonexistent/libonnxruntime.so.1 (ORT_DYLIB_PATH)")
+    assert message.startswith(ERRORS["COULD_NOT_LOAD_ONNX_RUNTIME"] + "; tried /nonexistent/libonnxruntime.so.1 (ORT_DYLIB_PATH)")
 
 
 def test_no_runtime_anywhere_lists_every_place_tried(test_model, tmp_path):
@@ -54,5 +54,5 @@ def test_no_runtime_anywhere_lists_every_place_tried(test_model, tmp_path):
     shutil.copyfile(REPO / "target" / "release" / "libc_embed_runtime.so", lonely)
     status, message = create_in_fresh_process(lonely, bytes(test_model("tiny_bert")))
     assert status == "null"
-    assert ERRORS["CANNOT_LOAD_ONNX_RUNTIME"] in message
+    assert ERRORS["COULD_NOT_LOAD_ONNX_RUNTIME"] in message
     assert "libonnxruntime.so (system)" in message and "libonnxruntime.so.1 (system)" in message
