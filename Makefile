@@ -359,15 +359,9 @@ test-readme: setup build
 
 ## ---- Python package -----------------------------------------------------------
 
-PY_LIBDIR := python/c_embed_runtime/lib
-
-# Installs the Python package into .venv with the library and its ONNX Runtime
-# bundled; the copies are removed afterwards so the checkout keeps using target/release.
-python-package: setup build
-	rm -rf $(PY_LIBDIR) && mkdir -p $(PY_LIBDIR)
-	cp -f $(LIB) $(dir $(LIB))libonnxruntime*.so* $(PY_LIBDIR)/
-	$(VPY) -m pip install --quiet --no-deps --no-build-isolation --force-reinstall ./python
-	rm -rf $(PY_LIBDIR) python/build python/c_embed_runtime.egg-info
+# Installs the wheel (`make wheel`: the package, the library and its ONNX Runtime) into .venv.
+python-package: setup wheel
+	$(VPY) -m pip install --quiet --no-deps --force-reinstall $(BUILD)/wheel/c_embed_runtime-$(VERSION)-py3-none-*.whl
 
 # The platform wheel with the library inside (tools/build_wheel.py): build/wheel/*.whl.
 wheel: build

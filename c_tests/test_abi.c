@@ -32,11 +32,11 @@
 /* ---- test data ---------------------------------------------------------------- */
 
 #define GATE_ENV "CDB_EMBED_GPU_ALLOW_OPENVINO_FALLBACK"
-#define NPU_UNAVAILABLE STD_CREATE_ERROR "OpenVINOExecutionProvider unavailable"
+#define NPU_UNAVAILABLE STD_CREATE_ERROR OPENVINO_UNAVAILABLE
 #define GPU_GATE_OFF \
-    STD_CREATE_ERROR "CUDAExecutionProvider unavailable | OpenVINO GPU fallback disabled"
+    STD_CREATE_ERROR CUDA_UNAVAILABLE DEVICE_REASON_SEPARATOR OPENVINO_GPU_FALLBACK_DISABLED
 #define GPU_GATE_ON \
-    STD_CREATE_ERROR "CUDAExecutionProvider unavailable | OpenVINOExecutionProvider unavailable"
+    STD_CREATE_ERROR CUDA_UNAVAILABLE DEVICE_REASON_SEPARATOR OPENVINO_UNAVAILABLE
 
 enum { SEQ = 16, VALID = 10, VOCAB = TEST_VOCAB, THREAD_CALLS = 200 };
 
@@ -403,17 +403,17 @@ static void test_create_errors(void)
         /* Inputs the contract can never fill: refused at create, naming input, type and shape;
            the contract's embed reason comes first, so hosts matching it still do. */
         {"int32 extra input", "bad_int32_extra.onnx", NULL, "CPU", NULL, STR_PREFIX,
-         STD_CREATE_ERROR "unsupported_input_type: input 'extra_int32' is tensor(int32) "
+         STD_CREATE_ERROR UNSUPPORTED_INPUT_TYPE ": input 'extra_int32' is tensor(int32) "
          "[batch, sequence]",
          NULL},
         {"float attention_mask", "bad_float_mask.onnx", NULL, "CPU", NULL, STR_EXACT,
-         STD_CREATE_ERROR "unsupported_input_type: input 'attention_mask' is tensor(float) "
+         STD_CREATE_ERROR UNSUPPORTED_INPUT_TYPE ": input 'attention_mask' is tensor(float) "
          "[batch, sequence], the contract feeds it int64 token values",
          NULL},
         {"string input", "bad_string_input.onnx", NULL, "CPU", NULL, STR_PREFIX,
-         STD_CREATE_ERROR "unsupported_input_type: input 'text' is tensor(string) [batch]", NULL},
+         STD_CREATE_ERROR UNSUPPORTED_INPUT_TYPE ": input 'text' is tensor(string) [batch]", NULL},
         {"400 MB static extra input", "bad_huge_extra.onnx", NULL, "CPU", NULL, STR_PREFIX,
-         STD_CREATE_ERROR "input_too_large: input 'huge_extra' is tensor(float) [1, 100000, 1000]",
+         STD_CREATE_ERROR INPUT_TOO_LARGE ": input 'huge_extra' is tensor(float) [1, 100000, 1000]",
          "400000000 bytes"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -869,7 +869,7 @@ static void test_static_length_must_be_seq_len(void)
     model_path(path, sizeof path, "tiny_static16.onnx");
     CHECK(c_embed_runtime_create(path, "CPU", 32, 24, 1, 1) == NULL);
     CHECK_STR(c_embed_runtime_last_create_error(),
-              STD_CREATE_ERROR "input_length_mismatch: input 'input_ids' is tensor(int64) [1, 16], "
+              STD_CREATE_ERROR INPUT_LENGTH_MISMATCH ": input 'input_ids' is tensor(int64) [1, 16], "
               "16 values per row, and seq_len is 32: the contract feeds it the caller's seq_len "
               "values");
     void *h = OPEN("tiny_static16.onnx", 16, 24);
@@ -1398,9 +1398,6 @@ static void test_concurrent_batches(void)
 /* ---- text in -------------------------------------------------------------------- */
 
 #define TINY_TOKENIZER "tiny_tokenizer.json"
-#define NO_TOKENIZER \
-    STD_ERROR "no tokenizer: create the handle with c_embed_runtime_create_with_tokenizer"
-#define NULL_TEXTS STD_ERROR "texts and out_vec must be non-NULL, aligned arrays"
 
 /* A tiny_bert handle with the WordPiece tokenizer of tools/gen_test_models.py. */
 static void *open_text_at(where_t at, int64_t seq_len, int32_t out_dim)
@@ -1455,10 +1452,10 @@ static void test_text_create_errors(void)
         str_match_t match;
         const char *error;
     } cases[] = {
-        {NULL, STR_EXACT, STD_CREATE_ERROR "tokenizer path is empty"},
-        {"", STR_EXACT, STD_CREATE_ERROR "tokenizer path is empty"},
+        {NULL, STR_EXACT, TOKENIZER_PATH_EMPTY},
+        {"", STR_EXACT, TOKENIZER_PATH_EMPTY},
         {"/nonexistent/tokenizer.json", STR_PREFIX,
-         STD_CREATE_ERROR "cannot load tokenizer /nonexistent/tokenizer.json: "},
+         CANNOT_LOAD_TOKENIZER " /nonexistent/tokenizer.json: "},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         set_context("tokenizer %s", cases[i].tokenizer ? cases[i].tokenizer : "NULL");
@@ -1473,7 +1470,7 @@ static void test_text_create_errors(void)
     CHECK(c_embed_runtime_create_with_tokenizer(model, dir, "CPU", SEQ, 24, 1, 1) == NULL);
     CHECK_CONTAINS(c_embed_runtime_last_create_error(), "is a directory");
     CHECK(c_embed_runtime_create_with_tokenizer(model, not_json, "CPU", SEQ, 24, 1, 1) == NULL);
-    CHECK_PREFIX(c_embed_runtime_last_create_error(), STD_CREATE_ERROR "cannot load tokenizer ");
+    CHECK_PREFIX(c_embed_runtime_last_create_error(), CANNOT_LOAD_TOKENIZER " ");
     /* the model's errors come first, as with c_embed_runtime_create */
     CHECK(c_embed_runtime_create_with_tokenizer(NULL, NULL, "CPU", SEQ, 24, 1, 1) == NULL);
     CHECK_STR(c_embed_runtime_last_create_error(), MODEL_PATH_EMPTY);
@@ -1543,32 +1540,32 @@ static void test_text_matches_ids(void)
 static void test_text_bad_arguments(void)
 {
     void *h = OPEN_TEXT(SEQ, 24);
-    EMBED_TEXT_FAILS(h, NULL, STD_ERROR "text is NULL");
-    EMBED_TEXT_FAILS(h, "caf\xc3", STD_ERROR "text is not valid UTF-8 (invalid byte at offset 3)");
-    EMBED_TEXT_FAILS(h, "\xff hello", STD_ERROR "text is not valid UTF-8 (invalid byte at offset 0)");
+    EMBED_TEXT_FAILS(h, NULL, STD_ERROR "text" ARGUMENT_IS_NULL);
+    EMBED_TEXT_FAILS(h, "caf\xc3", STD_ERROR "text" ARGUMENT_NOT_UTF8 " (invalid byte at offset 3)");
+    EMBED_TEXT_FAILS(h, "\xff hello", STD_ERROR "text" ARGUMENT_NOT_UTF8 " (invalid byte at offset 0)");
     CHECK_INT(c_embed_runtime_embed_text(h, "hello", NULL), 0);
-    CHECK_STR(c_embed_runtime_last_error(h), NULL_TEXTS);
+    CHECK_STR(c_embed_runtime_last_error(h), NULL_TEXT_ARRAYS);
     int64_t *ids = make_ids(SEQ, 4);
     CHECK_INT(c_embed_runtime_tokenize(h, NULL, ids, NULL, NULL), -1);
-    CHECK_STR(c_embed_runtime_last_error(h), STD_ERROR "text is NULL");
+    CHECK_STR(c_embed_runtime_last_error(h), STD_ERROR "text" ARGUMENT_IS_NULL);
     CHECK_INT(c_embed_runtime_tokenize(h, "\xc0\xaf", ids, NULL, NULL), -1);
-    CHECK_PREFIX(c_embed_runtime_last_error(h), STD_ERROR "text is not valid UTF-8");
+    CHECK_PREFIX(c_embed_runtime_last_error(h), STD_ERROR "text" ARGUMENT_NOT_UTF8);
 
     const char *texts[] = {"hello", NULL, "\xff"};
     float *out = new_vec(3 * 24);
     CHECK_INT(c_embed_runtime_embed_text_batch(h, texts, 3, out), 0);
-    CHECK_STR(c_embed_runtime_last_error(h), STD_ERROR "texts[1] is NULL");
+    CHECK_STR(c_embed_runtime_last_error(h), STD_ERROR "texts[1]" ARGUMENT_IS_NULL);
     texts[1] = "world";
     CHECK_INT(c_embed_runtime_embed_text_batch(h, texts, 3, out), 0);
-    CHECK_STR(c_embed_runtime_last_error(h), STD_ERROR "texts[2] is not valid UTF-8 (invalid byte at offset 0)");
+    CHECK_STR(c_embed_runtime_last_error(h), STD_ERROR "texts[2]" ARGUMENT_NOT_UTF8 " (invalid byte at offset 0)");
     CHECK_INT(c_embed_runtime_embed_text_batch(h, texts, 0, out), 0);
     CHECK_STR(c_embed_runtime_last_error(h), INVALID_ROWS);
     CHECK_INT(c_embed_runtime_embed_text_batch(h, texts, -1, out), 0);
     CHECK_STR(c_embed_runtime_last_error(h), INVALID_ROWS);
     CHECK_INT(c_embed_runtime_embed_text_batch(h, NULL, 2, out), 0);
-    CHECK_STR(c_embed_runtime_last_error(h), NULL_TEXTS);
+    CHECK_STR(c_embed_runtime_last_error(h), NULL_TEXT_ARRAYS);
     CHECK_INT(c_embed_runtime_embed_text_batch(h, texts, 2, NULL), 0);
-    CHECK_STR(c_embed_runtime_last_error(h), NULL_TEXTS);
+    CHECK_STR(c_embed_runtime_last_error(h), NULL_TEXT_ARRAYS);
     CHECK(is_untouched(out, 3 * 24));
     /* the handle still works */
     CHECK_INT(c_embed_runtime_embed_text_batch(h, texts, 2, out), 1);

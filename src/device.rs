@@ -11,8 +11,9 @@ use std::ffi::CStr;
 use ort::ep::{self, ExecutionProvider, ExecutionProviderDispatch};
 
 use crate::error::CreateError;
-use crate::error_strings::UNSUPPORTED_DEVICE;
-
+use crate::error_strings::{
+    CUDA_UNAVAILABLE, OPENVINO_GPU_FALLBACK_DISABLED, OPENVINO_UNAVAILABLE, UNSUPPORTED_DEVICE,
+};
 /// Gate for the OpenVINO-GPU step.
 pub const OPENVINO_GPU_GATE_ENV: &str = "CDB_EMBED_GPU_ALLOW_OPENVINO_FALLBACK";
 
@@ -127,13 +128,13 @@ pub fn setup(device: Device) -> Result<DeviceSetup, CreateError> {
         }
         Device::Npu => openvino("NPU", OpenVinoOptions::Npu)?,
         Device::Cuda => {
-            require_available::<ep::CUDA>()?;
+            require_available::<ep::CUDA>(CUDA_UNAVAILABLE)?;
             (ep::CUDA::default().with_device_id(0).build(), false)
         }
         Device::OpenVinoGpu => {
             let gate = std::env::var(OPENVINO_GPU_GATE_ENV).ok();
             if !gate_is_on(gate.as_deref()) {
-                return Err(CreateError::library("OpenVINO GPU fallback disabled"));
+                return Err(CreateError::library(OPENVINO_GPU_FALLBACK_DISABLED));
             }
             openvino("GPU", OpenVinoOptions::Gpu)?
         }
@@ -154,7 +155,7 @@ fn openvino(
     device_type: &str,
     options: OpenVinoOptions,
 ) -> Result<(ExecutionProviderDispatch, bool), CreateError> {
-    require_available::<ep::OpenVINO>()?;
+    require_available::<ep::OpenVINO>(OPENVINO_UNAVAILABLE)?;
     let mut provider = ep::OpenVINO::default().with_device_type(device_type);
     if options.static_shapes() {
         provider = provider.with_dynamic_shapes(false);
@@ -177,10 +178,12 @@ fn test_options(value: Option<&str>) -> Result<OpenVinoOptions, CreateError> {
     }
 }
 
-fn require_available<E: ExecutionProvider>() -> Result<(), CreateError> {
+/// Fails with `unavailable` (the provider's own error string) when the loaded
+/// ONNX Runtime lacks provider `E`.
+fn require_available<E: ExecutionProvider>(unavailable: &'static str) -> Result<(), CreateError> {
     match E::is_available() {
         Ok(true) => Ok(()),
-        Ok(false) => Err(CreateError::library(format!("{} unavailable", E::NAME))),
+        Ok(false) => Err(CreateError::library(unavailable)),
         Err(e) => Err(CreateError::onnx_runtime(format!(
             "{} availability check failed: {e}",
             E::NAME
@@ -191,6 +194,15 @@ fn require_available<E: ExecutionProvider>() -> Result<(), CreateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_unavailable_reasons_name_the_providers() {
+        assert_eq!(CUDA_UNAVAILABLE, format!("{} unavailable", ep::CUDA::NAME));
+        assert_eq!(
+            OPENVINO_UNAVAILABLE,
+            format!("{} unavailable", ep::OpenVINO::NAME)
+        );
+    }
 
     #[test]
     fn device_strings_map_to_the_contract_order() {

@@ -67,7 +67,7 @@ impl CreateError {
             .iter()
             .map(|e| e.message.as_str())
             .collect::<Vec<_>>()
-            .join(" | ");
+            .join(crate::error_strings::DEVICE_REASON_SEPARATOR);
         Self { origin, message }
     }
 }

@@ -1,5 +1,6 @@
-//! The contract's fixed error strings (abi.md): the origin prefixes and the
-//! fixed reasons, the one place they are spelled.
+//! The contract's fixed error strings (abi.md) and the library's own: the origin
+//! prefixes, the fixed reasons and the fixed parts of reasons that carry
+//! details, the one place they are spelled.
 //!
 //! The library builds its messages from these. build.rs includes this file too
 //! and writes every string, whole (prefix and reason), into
@@ -22,6 +23,7 @@ macro_rules! contract_strings {
         pub const ALL: &[(&str, &str)] = &[$((stringify!($name), whole::$name)),*];
     };
     (@prefix prefix) => { "" };
+    (@prefix part) => { "" };
     (@prefix create) => { "std_create_error:" };
     (@prefix embed) => { "std_error:" };
 }
@@ -61,6 +63,41 @@ contract_strings! {
     embed INVALID_HIDDEN_DIM = "invalid_hidden_dim";
     /// A NaN or infinite value among the pooled ones.
     embed NON_FINITE_OUTPUT = "non_finite_output";
+
+    /// `tokenizer_path` is NULL or "".
+    create TOKENIZER_PATH_EMPTY = "tokenizer path is empty";
+    /// A tokenizer.json that cannot be read; then ` <path>: <why>`.
+    create CANNOT_LOAD_TOKENIZER = "cannot load tokenizer";
+    /// No ONNX Runtime loaded; then `; tried <each candidate and why>`.
+    create COULD_NOT_LOAD_ONNX_RUNTIME = "could not load ONNX Runtime";
+    /// `texts` or `out_vec` of a text batch is NULL or misaligned.
+    embed NULL_TEXT_ARRAYS = "texts and out_vec must be non-NULL, aligned arrays";
+    /// A text call on a handle created without a tokenizer.
+    embed NO_TOKENIZER = "no tokenizer: create the handle with c_embed_runtime_create_with_tokenizer";
+
+    // Parts of reasons, without an origin: the tests put them together as the
+    // library does (an origin's prefix first, then the part and its details).
+
+    /// A device step whose provider the loaded ONNX Runtime lacks.
+    part CUDA_UNAVAILABLE = "CUDAExecutionProvider unavailable";
+    /// As CUDA_UNAVAILABLE, for OpenVINO.
+    part OPENVINO_UNAVAILABLE = "OpenVINOExecutionProvider unavailable";
+    /// The OpenVINO-GPU step while its gate variable is off.
+    part OPENVINO_GPU_FALLBACK_DISABLED = "OpenVINO GPU fallback disabled";
+    /// Between the reasons of a device's failed steps.
+    part DEVICE_REASON_SEPARATOR = " | ";
+    /// The contract's embed error for an input it cannot fill; at create, the
+    /// start of the message (so hosts matching it still do), then
+    /// `: input '<name>' is <type> [<shape>], <why>`.
+    part UNSUPPORTED_INPUT_TYPE = "unsupported_input_type";
+    /// An input whose zeros for one row exceed the limit; then `: input ...`.
+    part INPUT_TOO_LARGE = "input_too_large";
+    /// A caller-fed input whose length per row is not seq_len; then `: input ...`.
+    part INPUT_LENGTH_MISMATCH = "input_length_mismatch";
+    /// After a text argument's name (`text`, `texts[<i>]`) that is NULL.
+    part ARGUMENT_IS_NULL = " is NULL";
+    /// After a text argument's name that is not UTF-8; then ` (invalid byte at offset <n>)`.
+    part ARGUMENT_NOT_UTF8 = " is not valid UTF-8";
 }
 
 #[cfg(test)]
@@ -98,6 +135,41 @@ mod tests {
             ("INVALID_TOKEN_DIM", "std_error:invalid_token_dim"),
             ("INVALID_HIDDEN_DIM", "std_error:invalid_hidden_dim"),
             ("NON_FINITE_OUTPUT", "std_error:non_finite_output"),
+            (
+                "TOKENIZER_PATH_EMPTY",
+                "std_create_error:tokenizer path is empty",
+            ),
+            (
+                "CANNOT_LOAD_TOKENIZER",
+                "std_create_error:cannot load tokenizer",
+            ),
+            (
+                "COULD_NOT_LOAD_ONNX_RUNTIME",
+                "std_create_error:could not load ONNX Runtime",
+            ),
+            (
+                "NULL_TEXT_ARRAYS",
+                "std_error:texts and out_vec must be non-NULL, aligned arrays",
+            ),
+            (
+                "NO_TOKENIZER",
+                "std_error:no tokenizer: create the handle with c_embed_runtime_create_with_tokenizer",
+            ),
+            ("CUDA_UNAVAILABLE", "CUDAExecutionProvider unavailable"),
+            (
+                "OPENVINO_UNAVAILABLE",
+                "OpenVINOExecutionProvider unavailable",
+            ),
+            (
+                "OPENVINO_GPU_FALLBACK_DISABLED",
+                "OpenVINO GPU fallback disabled",
+            ),
+            ("DEVICE_REASON_SEPARATOR", " | "),
+            ("UNSUPPORTED_INPUT_TYPE", "unsupported_input_type"),
+            ("INPUT_TOO_LARGE", "input_too_large"),
+            ("INPUT_LENGTH_MISMATCH", "input_length_mismatch"),
+            ("ARGUMENT_IS_NULL", " is NULL"),
+            ("ARGUMENT_NOT_UTF8", " is not valid UTF-8"),
         ];
         assert_eq!(ALL, expected);
         assert_eq!(MODEL_PATH_EMPTY, "model path is empty");

@@ -28,6 +28,7 @@ use ort::environment::Environment;
 use ort::logging::LogLevel;
 
 use crate::error::CreateError;
+use crate::error_strings::COULD_NOT_LOAD_ONNX_RUNTIME;
 use crate::logging;
 
 /// Overrides where ONNX Runtime is loaded from.
@@ -79,8 +80,8 @@ fn load() -> Result<Environment, CreateError> {
         }
     }
     let message = match tried.as_slice() {
-        [only] => format!("could not load ONNX Runtime from {only}"),
-        _ => format!("could not load ONNX Runtime; tried {}", tried.join("; ")),
+        [only] => format!("{COULD_NOT_LOAD_ONNX_RUNTIME} from {only}"),
+        _ => format!("{COULD_NOT_LOAD_ONNX_RUNTIME}; tried {}", tried.join("; ")),
     };
     Err(CreateError::library(message))
 }

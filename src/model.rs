@@ -12,6 +12,7 @@ use std::fmt::Write;
 use ort::value::{Outlet, TensorElementType, ValueType};
 
 use crate::error::CreateError;
+use crate::error_strings::{INPUT_LENGTH_MISMATCH, INPUT_TOO_LARGE, UNSUPPORTED_INPUT_TYPE};
 
 /// Dimensions at or above this are treated as dynamic, like the legacy library.
 const MAX_STATIC_DIM: i64 = 1_000_000;
@@ -170,7 +171,7 @@ pub fn plan_inputs(inputs: &[impl Port], seq_len: usize) -> Result<Vec<InputSpec
 fn plan_input(input: &impl Port, seq_len: usize) -> Result<InputSpec, CreateError> {
     let refuse = |why: &str| {
         CreateError::library(format!(
-            "{UNSUPPORTED_INPUT}: input '{}' is {}, {why}",
+            "{UNSUPPORTED_INPUT_TYPE}: input '{}' is {}, {why}",
             input.name(),
             describe(input.dtype())
         ))
@@ -207,7 +208,7 @@ fn plan_input(input: &impl Port, seq_len: usize) -> Result<InputSpec, CreateErro
                 .product::<u128>()
                 .saturating_mul(bytes_per_element as u128);
             CreateError::library(format!(
-                "input_too_large: input '{}' is {}, its zeros for one row would take {needed} bytes \
+                "{INPUT_TOO_LARGE}: input '{}' is {}, its zeros for one row would take {needed} bytes \
                  (the limit is {MAX_ZERO_INPUT_BYTES})",
                 input.name(),
                 describe(input.dtype())
@@ -216,7 +217,7 @@ fn plan_input(input: &impl Port, seq_len: usize) -> Result<InputSpec, CreateErro
     let elements = bytes / bytes_per_element;
     if fill.from_caller() && elements != seq_len {
         return Err(CreateError::library(format!(
-            "input_length_mismatch: input '{}' is {}, {elements} values per row, and seq_len is \
+            "{INPUT_LENGTH_MISMATCH}: input '{}' is {}, {elements} values per row, and seq_len is \
              {seq_len}: the contract feeds it the caller's seq_len values",
             input.name(),
             describe(input.dtype())
@@ -229,10 +230,6 @@ fn plan_input(input: &impl Port, seq_len: usize) -> Result<InputSpec, CreateErro
         elements,
     })
 }
-
-/// The reason token of an input the contract cannot fill (the contract's embed
-/// error, kept at the start of the create message so hosts matching it still do).
-pub const UNSUPPORTED_INPUT: &str = "unsupported_input_type";
 
 /// An input's type and shape as ONNX tools show them: `tensor(float) [batch, 128]`.
 pub fn describe(value: &ValueType) -> String {

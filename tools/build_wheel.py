@@ -1,19 +1,24 @@
 #!/usr/bin/env python3
-"""Builds the platform wheel of the Python package, with the library inside.
+"""Builds the platform wheel of the Python package, with the library and a CPU ONNX Runtime inside.
 
     tools/build_wheel.py [--library target/release/libc_embed_runtime.so] [--out build/wheel]
 
 Writes ``c_embed_runtime-<version>-py3-none-manylinux_2_<N>_<arch>.whl`` and prints
-its path. The wheel holds python/c_embed_runtime/*.py and the library as
-``c_embed_runtime/lib/libc_embed_runtime.so``; it ships no ONNX Runtime (the package
-takes the installed onnxruntime package's, see c_embed_runtime/_onnxruntime.py).
+its path. The wheel holds python/c_embed_runtime/*.py, the library as
+``c_embed_runtime/lib/libc_embed_runtime.so`` and, beside it, the ONNX Runtime the
+library was built and tested with: the ``libonnxruntime.so.1.*`` and
+``libonnxruntime_providers_shared.so`` that ``make build`` put beside the library
+(the .venv's onnxruntime package's). The package prefers an installed onnxruntime
+package of any flavour to that copy: see c_embed_runtime/_onnxruntime.py.
 
 Where each fact comes from: the version from Cargo.toml; name, summary, licence,
 Python floor, dependencies and extras from python/pyproject.toml; the platform tag
-from the library itself: the newest ``GLIBC_2.N`` symbol version it needs
-(``objdump -T``), after checking that it needs no shared library beyond those a
-manylinux system provides. The tag is ``py3-none``: the package loads the library
-with ctypes and has no Python extension module.
+from the shared libraries themselves: the newest ``GLIBC_2.N`` symbol version any
+of them needs (``objdump -T``), after checking that each needs no shared library
+beyond those a manylinux system provides and the wheel's own. (The C++ runtime
+versions the bundled ONNX Runtime needs are those of its own manylinux wheel, whose
+glibc floor is not above the tag's.) The tag is ``py3-none``: the package loads the
+library with ctypes and has no Python extension module.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = REPO / "python" / "c_embed_runtime"
 PYPROJECT = REPO / "python" / "pyproject.toml"
 LIBRARY_NAME = "libc_embed_runtime.so"
+# The ONNX Runtime files `make build` puts beside the library: the versioned
+# library (the wheel's only copy: a wheel holds no symlinks) and the provider bridge.
+ONNXRUNTIME_PATTERNS = ("libonnxruntime.so.1.*", "libonnxruntime_providers_shared.so")
 
 # The libraries a manylinux wheel may take from the system (PEP 600 / PEP 599).
 SYSTEM_LIBRARIES = {
@@ -57,16 +65,33 @@ def _objdump(flag: str, library: Path) -> str:
     return subprocess.run(["objdump", flag, str(library)], check=True, capture_output=True, text=True).stdout
 
 
-def platform_tag(library: Path) -> str:
-    """``manylinux_2_N_<arch>`` for the newest glibc symbol version ``library`` needs."""
-    needed = set(re.findall(r"^\s*NEEDED\s+(\S+)", _objdump("-p", library), re.M))
-    foreign = sorted(needed - SYSTEM_LIBRARIES)
-    if foreign:
-        sys.exit(f"{library} needs {', '.join(foreign)}, which a manylinux system does not provide")
-    versions = [tuple(map(int, v)) for v in re.findall(r"\bGLIBC_(\d+)\.(\d+)(?:\.\d+)?\b", _objdump("-T", library))]
-    if not versions:
-        sys.exit(f"{library} lists no GLIBC_ symbol versions: not a glibc library")
-    major, minor = max(versions)
+def bundled_onnxruntime(library: Path) -> list[Path]:
+    """The ONNX Runtime files beside ``library``, one per pattern of ONNXRUNTIME_PATTERNS."""
+    found = []
+    for pattern in ONNXRUNTIME_PATTERNS:
+        matches = sorted(path for path in library.parent.glob(pattern) if path.is_file() and not path.is_symlink())
+        if len(matches) != 1:
+            sys.exit(f"{library.parent} holds {len(matches)} files {pattern} (expected one): run `make build`")
+        found += matches
+    return found
+
+
+def platform_tag(libraries: list[Path]) -> str:
+    """``manylinux_2_N_<arch>`` for the newest glibc symbol version ``libraries`` need,
+    after checking that they need no library beyond the system's and each other."""
+    headers = {library: _objdump("-p", library) for library in libraries}
+    provided = SYSTEM_LIBRARIES | {library.name for library in libraries}
+    provided |= {soname for text in headers.values() for soname in re.findall(r"^\s*SONAME\s+(\S+)", text, re.M)}
+    newest = (0, 0)
+    for library, text in headers.items():
+        foreign = sorted(set(re.findall(r"^\s*NEEDED\s+(\S+)", text, re.M)) - provided)
+        if foreign:
+            sys.exit(f"{library} needs {', '.join(foreign)}, which neither a manylinux system nor the wheel provides")
+        versions = [tuple(map(int, v)) for v in re.findall(r"\bGLIBC_(\d+)\.(\d+)(?:\.\d+)?\b", _objdump("-T", library))]
+        if not versions:
+            sys.exit(f"{library} lists no GLIBC_ symbol versions: not a glibc library")
+        newest = max(newest, *versions)
+    major, minor = newest
     return f"manylinux_{major}_{minor}_{platform.machine()}"
 
 
@@ -97,10 +122,12 @@ def build(library: Path, out_dir: Path) -> Path:
     if TEXT_SYMBOL not in _objdump("-T", library):
         sys.exit(f"{library} has no {TEXT_SYMBOL}: build it with the text feature (the default)")
     version = crate_version()
-    tag = f"py3-none-{platform_tag(library)}"
+    onnxruntime = bundled_onnxruntime(library)
+    tag = f"py3-none-{platform_tag([library, *onnxruntime])}"
     dist_info = f"c_embed_runtime-{version}.dist-info"
     files = [(f"c_embed_runtime/{source.name}", source.read_bytes(), 0o644) for source in sorted(PACKAGE_DIR.glob("*.py"))]
     files.append((f"c_embed_runtime/lib/{LIBRARY_NAME}", library.read_bytes(), 0o755))
+    files += [(f"c_embed_runtime/lib/{path.name}", path.read_bytes(), 0o755) for path in onnxruntime]
     wheel_file = f"Wheel-Version: 1.0\nGenerator: tools/build_wheel.py\nRoot-Is-Purelib: false\nTag: {tag}\n"
     files.append((f"{dist_info}/METADATA", metadata(version).encode(), 0o644))
     files.append((f"{dist_info}/WHEEL", wheel_file.encode(), 0o644))

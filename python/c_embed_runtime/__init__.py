@@ -159,9 +159,6 @@ def library_candidates() -> list[tuple[str, str]]:
 # file again returns the same CDLL (whose functions are already declared).
 _LOADED: dict[str, ctypes.CDLL] = {}
 _LOAD_LOCK = threading.Lock()
-# Set when the bundled library was loaded and no ONNX Runtime was found for it:
-# what to install, added to a create error that could not load ONNX Runtime.
-_missing_runtime_hint = ""
 
 
 def load(library: str | os.PathLike | ctypes.CDLL | None = None) -> ctypes.CDLL:
@@ -170,8 +167,9 @@ def load(library: str | os.PathLike | ctypes.CDLL | None = None) -> ctypes.CDLL:
 
     ``library``: a path, an already loaded ``CDLL`` (declared and checked here), or
     None for the first of :func:`library_candidates` that loads (the bundled one
-    then takes ONNX Runtime from the installed ``onnxruntime`` package, any
-    flavour, unless ``$ORT_DYLIB_PATH`` is set: see ``_onnxruntime``). Raises
+    then takes ONNX Runtime from ``$ORT_DYLIB_PATH``, else from an installed
+    ``onnxruntime`` package of any flavour, else its bundled copy: see
+    ``_onnxruntime``). Raises
     :class:`EmbedRuntimeError` when nothing loads (saying what was tried), when the
     library lacks a function, or when its major.minor version is not the package's.
     """
@@ -194,8 +192,7 @@ def load(library: str | os.PathLike | ctypes.CDLL | None = None) -> ctypes.CDLL:
             tried.append(str(failure))
             continue
         if where == "bundled":
-            global _missing_runtime_hint
-            _missing_runtime_hint = _onnxruntime.prefer_installed_runtime()
+            _onnxruntime.prefer_installed_runtime()
         return _prepare(lib, path)
     raise EmbedRuntimeError(
         f"could not load {LIBRARY_NAME}; tried " + "; ".join(tried) + f" (set {LIBRARY_ENV} to its path)"
@@ -426,8 +423,6 @@ class EmbedRuntime:
             )
         if not handle:
             message = _text(lib.c_embed_runtime_last_create_error())
-            if _missing_runtime_hint and "could not load ONNX Runtime" in message:
-                message = f"{message} ({_missing_runtime_hint})"
             raise EmbedRuntimeError(message)
         self._handle = handle
         try:

@@ -1,17 +1,15 @@
-"""Where the library bundled in the package (the wheel's) takes ONNX Runtime from.
+"""Which ONNX Runtime the library bundled in the package (the wheel's) loads.
 
-The wheel ships no ONNX Runtime: it uses the one of the ``onnxruntime`` import
-package installed beside it, whichever flavour installed it (``onnxruntime``,
-``onnxruntime-gpu``, ``onnxruntime-openvino``: they all install
-``onnxruntime/capi/libonnxruntime.so.1.*``). The flavours overwrite each other's
-files, so the wheel depends on none of them; its extras pick one
-(``c_embed_runtime[cpu]``, ``[gpu]``, ``[openvino]``: python/pyproject.toml).
-
-Order: ``$ORT_DYLIB_PATH`` when the user set it, then the installed package's
-library, which :func:`prefer_installed_runtime` hands to the library through
-``$ORT_DYLIB_PATH`` of this process (read at the first create; child processes
-inherit it). Without either, the library searches as a C host's would (beside
-itself, then the system's), and a failed create says what to install.
+Order: ``$ORT_DYLIB_PATH`` when the user set it; else the ``libonnxruntime.so.1.*``
+of an installed ``onnxruntime`` import package, whichever flavour installed it
+(``onnxruntime``, ``onnxruntime-gpu``, ``onnxruntime-openvino``: they all install
+``onnxruntime/capi/``), so a gpu or openvino user installs only their flavour and
+it is used; else the CPU ONNX Runtime bundled beside the library (``lib/``), which
+the library finds by itself (src/loader.rs). :func:`prefer_installed_runtime`
+hands the installed package's to the library through ``$ORT_DYLIB_PATH`` of this
+process (read at the first create; child processes inherit it). The flavours
+overwrite each other's files, so the wheel depends on none of them; its extras
+(``c_embed_runtime[gpu]``, ``[openvino]``: python/pyproject.toml) install one.
 """
 
 from __future__ import annotations
@@ -23,12 +21,6 @@ from pathlib import Path
 
 #: Read by the library at its first create (src/loader.rs).
 ORT_PATH_ENV = "ORT_DYLIB_PATH"
-
-#: Appended to a create error that says ONNX Runtime could not be loaded.
-MISSING_RUNTIME_HINT = (
-    "no onnxruntime package is installed: pip install 'c_embed_runtime[cpu]' "
-    "(or [gpu] for onnxruntime-gpu, [openvino] for onnxruntime-openvino), or set ORT_DYLIB_PATH"
-)
 
 _VERSIONED_NAME = re.compile(r"libonnxruntime\.so\.(\d+(?:\.\d+)*)$")
 
@@ -54,13 +46,11 @@ def installed_runtime() -> Path | None:
     return max(found)[1] if found else None
 
 
-def prefer_installed_runtime() -> str:
+def prefer_installed_runtime() -> None:
     """Points ``$ORT_DYLIB_PATH`` at :func:`installed_runtime` unless the user set
-    it. Returns the hint for a failed load: ``""`` when a runtime was chosen."""
+    it or there is none (then the library loads its bundled copy)."""
     if os.environ.get(ORT_PATH_ENV):
-        return ""
+        return
     runtime = installed_runtime()
-    if runtime is None:
-        return MISSING_RUNTIME_HINT
-    os.environ[ORT_PATH_ENV] = str(runtime)
-    return ""
+    if runtime is not None:
+        os.environ[ORT_PATH_ENV] = str(runtime)

@@ -40,9 +40,15 @@ def test_legacy_host_flow_on_the_real_model(lib, real_model, tokenizer_json):
 @pytest.mark.parametrize(
     "device,message",
     [
-        ("NPU", ERRORS["STD_CREATE_ERROR"] + "OpenVINOExecutionProvider unavailable"),
-        ("intel_npu", ERRORS["STD_CREATE_ERROR"] + "OpenVINOExecutionProvider unavailable"),
-        ("GPU", ERRORS["STD_CREATE_ERROR"] + "CUDAExecutionProvider unavailable | OpenVINO GPU fallback disabled"),
+        ("NPU", ERRORS["STD_CREATE_ERROR"] + ERRORS["OPENVINO_UNAVAILABLE"]),
+        ("intel_npu", ERRORS["STD_CREATE_ERROR"] + ERRORS["OPENVINO_UNAVAILABLE"]),
+        (
+            "GPU",
+            ERRORS["STD_CREATE_ERROR"]
+            + ERRORS["CUDA_UNAVAILABLE"]
+            + ERRORS["DEVICE_REASON_SEPARATOR"]
+            + ERRORS["OPENVINO_GPU_FALLBACK_DISABLED"],
+        ),
         ("tpu", ERRORS["UNSUPPORTED_DEVICE"]),
     ],
 )

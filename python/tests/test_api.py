@@ -62,7 +62,7 @@ def test_explicit_tokenizer_path_and_instance(lib, real_model, tokenizer_json, r
         np.testing.assert_array_equal(runtime.embed(SENTENCES[0]), expected)
     with pytest.raises(EmbedRuntimeError, match="pads to 64 tokens, the runtime takes 128"):
         EmbedRuntime(real_model, "CPU", tokenizer=Tokenizer(tokenizer_json, 64), library=lib)
-    with pytest.raises(EmbedRuntimeError, match="^std_create_error:cannot load tokenizer /nonexistent/tokenizer.json: "):
+    with pytest.raises(EmbedRuntimeError, match="^" + re.escape(ERRORS["CANNOT_LOAD_TOKENIZER"] + " /nonexistent/tokenizer.json: ")):
         EmbedRuntime(real_model, "CPU", tokenizer="/nonexistent/tokenizer.json", library=lib)
 
 

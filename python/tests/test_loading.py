@@ -48,7 +48,7 @@ def test_an_unloadable_override_fails_create_and_says_what_was_tried(test_model)
     assert status == "null"
     # The loader's own reason (dlerror) follows the path.
     assert message == (
-        ERRORS["STD_CREATE_ERROR"] + "could not load ONNX Runtime from /nonexistent/libonnxruntime.so.1 (ORT_DYLIB_PATH): "
+        ERRORS["COULD_NOT_LOAD_ONNX_RUNTIME"] + " from /nonexistent/libonnxruntime.so.1 (ORT_DYLIB_PATH): "
         "/nonexistent/libonnxruntime.so.1: cannot open shared object file: No such file or directory"
     )
 
@@ -58,5 +58,5 @@ def test_no_runtime_anywhere_lists_every_place_tried(test_model, tmp_path):
     shutil.copyfile(REPO / "target" / "release" / "libc_embed_runtime.so", lonely)
     status, message = create_in_fresh_process(lonely, bytes(test_model("tiny_bert")))
     assert status == "null"
-    assert "could not load ONNX Runtime" in message
+    assert ERRORS["COULD_NOT_LOAD_ONNX_RUNTIME"] in message
     assert "libonnxruntime.so (system)" in message and "libonnxruntime.so.1 (system)" in message

@@ -86,7 +86,7 @@ def test_a_build_below_the_supported_range_is_refused_with_its_version(tmp_path,
     fake_ort(fake, version="1.19.2", api=True)
     result, stderr = embed_with(fake, real_model, "CPU", SEQ_LEN, OUT_DIM, [])
     assert result["create_error"] == (
-        ERRORS["STD_CREATE_ERROR"] + f"could not load ONNX Runtime from {fake} (ORT_DYLIB_PATH): "
+        ERRORS["COULD_NOT_LOAD_ONNX_RUNTIME"] + f" from {fake} (ORT_DYLIB_PATH): "
         'ONNX Runtime "1.19.2" is not supported (supported: 1.20 or newer 1.x)'
     )
     assert stderr == ""
@@ -98,7 +98,7 @@ def test_a_build_without_the_api_level_fails_cleanly(tmp_path, real_model):
     fake_ort(fake, version="1.22.0", api=False)
     result, stderr = embed_with(fake, real_model, "CPU", SEQ_LEN, OUT_DIM, [])
     assert result["create_error"] == (
-        ERRORS["STD_CREATE_ERROR"] + f"could not load ONNX Runtime from {fake} (ORT_DYLIB_PATH): "
+        ERRORS["COULD_NOT_LOAD_ONNX_RUNTIME"] + f" from {fake} (ORT_DYLIB_PATH): "
         "ONNX Runtime 1.22.0 has no C API level 20 (supported: 1.20 or newer 1.x)"
     )
     assert stderr == ""
@@ -148,5 +148,5 @@ def test_a_refused_build_is_not_remembered(tmp_path, test_model):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stderr == "", done.stderr
     first, second = done.stdout.splitlines()
-    assert first.startswith("False " + ERRORS["STD_CREATE_ERROR"] + "could not load ONNX Runtime from ")
+    assert first.startswith("False " + ERRORS["COULD_NOT_LOAD_ONNX_RUNTIME"] + " from ")
     assert second == "True "

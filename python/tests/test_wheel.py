@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -28,39 +29,33 @@ SENTENCE = "A man is playing a guitar."
 DROPPED_ENVIRONMENT = {"C_EMBED_RUNTIME_LIB", "ORT_DYLIB_PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"}
 
 EMBED = """
-    import json, c_embed_runtime
+    import importlib.util, json, c_embed_runtime
     with c_embed_runtime.EmbedRuntime({model!r}, device="CPU") as runtime:
         vector = runtime.embed({sentence!r})
         maps = open("/proc/self/maps").read().split()
         print(json.dumps({{
             "library": str(runtime.library_path),
             "onnxruntime": sorted({{p for p in maps if "/libonnxruntime.so" in p}}),
+            "onnxruntime_package": importlib.util.find_spec("onnxruntime") is not None,
             "vector": vector.tolist(),
         }}))
 """
 
-NO_RUNTIME = """
-    import importlib.util, json, c_embed_runtime
-    try:
-        c_embed_runtime.EmbedRuntime({model!r}, device="CPU")
-        print(json.dumps({{"error": None, "onnxruntime": importlib.util.find_spec("onnxruntime") is not None}}))
-    except c_embed_runtime.EmbedRuntimeError as failure:
-        print(json.dumps({{"error": str(failure), "onnxruntime": importlib.util.find_spec("onnxruntime") is not None}}))
-"""
+def _environment(**added: str) -> dict:
+    return {**{k: v for k, v in os.environ.items() if k not in DROPPED_ENVIRONMENT}, **added}
 
 
-def _environment() -> dict:
-    return {k: v for k, v in os.environ.items() if k not in DROPPED_ENVIRONMENT}
-
-
-def _run(command: list[str], cwd: Path, timeout: int = 600) -> str:
-    done = subprocess.run(command, cwd=cwd, env=_environment(), capture_output=True, text=True, timeout=timeout)
+def _run(command: list[str], cwd: Path, timeout: int = 600, **environment: str) -> str:
+    done = subprocess.run(
+        command, cwd=cwd, env=_environment(**environment), capture_output=True, text=True, timeout=timeout
+    )
     assert done.returncode == 0, f"{' '.join(command)}:\n{done.stdout}{done.stderr}"
     return done.stdout
 
 
-def _python(interpreter: Path, script: str, cwd: Path) -> dict:
-    return json.loads(_run([str(interpreter), "-c", textwrap.dedent(script)], cwd).strip().splitlines()[-1])
+def _python(interpreter: Path, script: str, cwd: Path, **environment: str) -> dict:
+    out = _run([str(interpreter), "-c", textwrap.dedent(script)], cwd, **environment)
+    return json.loads(out.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -95,45 +90,73 @@ def _pip_install(interpreter: Path, *requirements: str, cwd: Path) -> None:
           "-c", str(constraints), *requirements], cwd)  # fmt: skip
 
 
-def test_the_wheel_holds_the_library_and_no_onnx_runtime(wheel):
+def _onnxruntime_version() -> str:
+    """The .venv's onnxruntime: what `make build` put beside the library, and so what the wheel bundles."""
+    return importlib.metadata.version("onnxruntime")
+
+
+def _site(interpreter: Path, cwd: Path) -> Path:
+    out = _run([str(interpreter), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd)
+    return Path(out.strip()).resolve()
+
+
+def _glibc_floor(tag: str) -> tuple[int, int]:
+    major, minor = re.search(r"manylinux_(\d+)_(\d+)_", tag).groups()
+    return int(major), int(minor)
+
+
+def test_the_wheel_holds_the_library_and_the_cpu_onnx_runtime(wheel):
     assert wheel.name.startswith(f"c_embed_runtime-{cargo_version()}-py3-none-manylinux_2_")
-    names = zipfile.ZipFile(wheel).namelist()
-    assert "c_embed_runtime/lib/libc_embed_runtime.so" in names
+    archive = zipfile.ZipFile(wheel)
+    names = archive.namelist()
     assert "c_embed_runtime/__main__.py" in names and "c_embed_runtime/_onnxruntime.py" in names
-    assert not [name for name in names if "libonnxruntime" in name]
-    metadata = zipfile.ZipFile(wheel).read(f"c_embed_runtime-{cargo_version()}.dist-info/METADATA").decode()
+    assert sorted(name for name in names if "/lib/" in name) == [
+        "c_embed_runtime/lib/libc_embed_runtime.so",
+        f"c_embed_runtime/lib/libonnxruntime.so.{_onnxruntime_version()}",
+        "c_embed_runtime/lib/libonnxruntime_providers_shared.so",
+    ]
+    # The tag promises no older glibc than the bundled ONNX Runtime's own wheel does.
+    ort_wheel = importlib.metadata.distribution("onnxruntime").read_text("WHEEL")
+    ort_tag = re.search(r"^Tag: .*$", ort_wheel, re.M).group(0)
+    assert _glibc_floor(wheel.name) >= _glibc_floor(ort_tag)
+    metadata = archive.read(f"c_embed_runtime-{cargo_version()}.dist-info/METADATA").decode()
     requirements = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
-    # numpy is the only plain dependency; each ONNX Runtime flavour is an extra.
+    # numpy is the only plain dependency; the gpu and openvino flavours are extras.
     assert [r for r in requirements if "extra ==" not in r] == ["Requires-Dist: numpy"]
-    for extra, distribution in {"cpu": "onnxruntime", "gpu": "onnxruntime-gpu", "openvino": "onnxruntime-openvino"}.items():
+    for extra, distribution in {"gpu": "onnxruntime-gpu", "openvino": "onnxruntime-openvino"}.items():
         assert f'Requires-Dist: {distribution}>=1.24; extra == "{extra}"' in requirements
 
 
-def test_without_onnx_runtime_the_error_names_what_to_install(wheel, fresh_venv, elsewhere, real_model):
+def test_a_plain_install_embeds_text_with_the_bundled_runtime(wheel, fresh_venv, elsewhere, real_model, lib):
     _pip_install(fresh_venv, str(wheel), cwd=elsewhere)
-    found = _python(fresh_venv, NO_RUNTIME.format(model=str(real_model)), elsewhere)
-    assert found["onnxruntime"] is False
-    if found["error"] is None:
-        pytest.skip("this machine has a system ONNX Runtime, which the library found")
-    assert found["error"].startswith("std_create_error:could not load ONNX Runtime")
-    assert "pip install 'c_embed_runtime[cpu]'" in found["error"] and "[gpu]" in found["error"]
-
-
-def test_the_cpu_extra_embeds_text_from_another_directory(wheel, fresh_venv, elsewhere, real_model, lib):
-    _pip_install(fresh_venv, f"{wheel}[cpu]", cwd=elsewhere)
-    site = Path(_run([str(fresh_venv), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], elsewhere).strip())
+    bundled = _site(fresh_venv, elsewhere) / "c_embed_runtime" / "lib"
     found = _python(fresh_venv, EMBED.format(model=str(real_model), sentence=SENTENCE), elsewhere)
-    assert found["library"] == str((site / "c_embed_runtime" / "lib" / "libc_embed_runtime.so").resolve())
-    assert [Path(p).parent for p in found["onnxruntime"]] == [(site / "onnxruntime" / "capi").resolve()]
+    assert found["onnxruntime_package"] is False
+    assert found["library"] == str(bundled / "libc_embed_runtime.so")
+    assert found["onnxruntime"] == [str(bundled / f"libonnxruntime.so.{_onnxruntime_version()}")]
     # The same vector as the checkout's build gives.
     with EmbedRuntime(real_model, "CPU", library=lib) as runtime:
         np.testing.assert_allclose(np.float32(found["vector"]), runtime.embed(SENTENCE), rtol=0, atol=1e-6)
 
 
 def test_python_m_embeds_the_command_line_text(fresh_venv, elsewhere, real_model):
-    # After the previous test installed the cpu extra.
+    # After the previous test's plain install.
     out = _run([str(fresh_venv), "-m", "c_embed_runtime", "--model", str(real_model), "some text"], elsewhere)
     rows = [json.loads(line) for line in out.splitlines()]
     assert [row["text"] for row in rows] == ["some text"]
     vector = np.float32(rows[0]["vector"])
     assert vector.shape == (384,) and abs(float(np.linalg.norm(vector)) - 1) < 1e-4
+
+
+def test_an_installed_onnxruntime_package_wins_over_the_bundled_copy(fresh_venv, elsewhere, real_model):
+    # After the plain install: the flavour a gpu or openvino user would have, here the CPU one.
+    _pip_install(fresh_venv, f"onnxruntime=={_onnxruntime_version()}", cwd=elsewhere)
+    site = _site(fresh_venv, elsewhere)
+    script = EMBED.format(model=str(real_model), sentence=SENTENCE)
+    found = _python(fresh_venv, script, elsewhere)
+    assert found["onnxruntime_package"] is True
+    assert found["onnxruntime"] == [str(site / "onnxruntime" / "capi" / f"libonnxruntime.so.{_onnxruntime_version()}")]
+    # ORT_DYLIB_PATH set by the user wins over both.
+    bundled = site / "c_embed_runtime" / "lib" / f"libonnxruntime.so.{_onnxruntime_version()}"
+    found = _python(fresh_venv, script, elsewhere, ORT_DYLIB_PATH=str(bundled))
+    assert found["onnxruntime"] == [str(bundled)]
