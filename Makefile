@@ -13,6 +13,9 @@ VENV_STAMP := $(VENV)/.installed
 REAL_MODEL := models/all-MiniLM-L6-v2/model.onnx
 PARAPHRASE_MODEL := models/paraphrase-MiniLM-L3-v2/model.onnx
 TEST_MODELS_STAMP := models/test/.generated
+# The ONNX Runtime builds of the version matrix (tools/ort_versions.py).
+ORT_CACHE  := $(or $(C_EMBED_RUNTIME_ORT_CACHE),.cache/ort)
+ORT_CACHE_STAMP := $(ORT_CACHE)/.fetched
 LIB        := target/release/libc_embed_runtime.so
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 SO_MAJOR   := $(firstword $(subst ., ,$(VERSION)))
@@ -29,13 +32,13 @@ CXXFLAGS_T := -std=c++17 $(CWARN) -Iinclude
 LINK_LIB := -L$(dir $(LIB)) -lc_embed_runtime -Wl,-rpath,$(abspath $(dir $(LIB))) -lpthread
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: python-package all setup build demo test lint test-rust test-c test-header test-symbols test-python clean test-reliability check-valgrind install uninstall install-built test-install examples test-examples test-readme bench fuzz-check-clang fuzz-build fuzz
+.PHONY: python-package all setup build demo test lint test-rust test-c test-header test-symbols test-python clean test-reliability check-valgrind install uninstall install-built test-install examples test-examples test-readme wheel test-wheel bench fuzz-check-clang fuzz-build fuzz
 
 all: build
 
 ## ---- set-up -------------------------------------------------------------------
 
-setup: $(VENV_STAMP) $(REAL_MODEL) $(PARAPHRASE_MODEL) $(TEST_MODELS_STAMP)
+setup: $(VENV_STAMP) $(REAL_MODEL) $(PARAPHRASE_MODEL) $(TEST_MODELS_STAMP) $(ORT_CACHE_STAMP)
 
 $(VENV_STAMP): tools/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +47,11 @@ $(VENV_STAMP): tools/requirements.txt
 
 $(REAL_MODEL) $(PARAPHRASE_MODEL) &: $(VENV_STAMP) tools/fetch_models.py
 	$(VPY) tools/fetch_models.py models
+
+# Once: each build's wheel by package name (--no-deps), keeping only its shared libraries.
+$(ORT_CACHE_STAMP): $(VENV_STAMP) tools/ort_versions.py
+	C_EMBED_RUNTIME_ORT_CACHE=$(ORT_CACHE) $(VPY) tools/ort_versions.py fetch
+	touch $@
 
 $(TEST_MODELS_STAMP): $(VENV_STAMP) tools/gen_test_models.py
 	$(VPY) tools/gen_test_models.py models/test > /dev/null
@@ -67,7 +75,7 @@ demo: setup build
 
 ## ---- tests --------------------------------------------------------------------
 
-test: setup build lint test-rust test-c test-header test-symbols test-python test-reliability test-install test-examples test-readme
+test: setup build lint test-rust test-c test-header test-symbols test-python test-reliability test-install test-examples test-readme test-wheel
 	@echo "make test: all suites passed"
 
 lint:
@@ -75,7 +83,7 @@ lint:
 	cargo clippy --release --all-targets -- -D warnings
 
 test-rust: setup
-	ORT_DYLIB_PATH=$(ORT_LIB) cargo test --release
+	cargo test --release
 
 $(BUILD)/c/test_abi: c_tests/test_abi.c c_tests/test_support.h include/c_embed_runtime.h $(LIB)
 	@mkdir -p $(@D)
@@ -109,9 +117,9 @@ test-c: setup build $(C_TESTS)
 	$(BUILD)/c/header_twice
 	$(BUILD)/c/header_cpp
 
-# The committed header is what build.rs generates from the code.
+# The committed files build.rs generates (header, _version.py, contract_errors.h) are fresh.
 test-header: build
-	git diff --exit-code -- include/
+	git diff --exit-code -- include/ python/c_embed_runtime/_version.py c_tests/contract_errors.h
 
 # Exactly the functions the header declares (the one list of them, generated from
 # the code; python/tests/test_abi.py checks the Python prototypes against it too);
@@ -125,8 +133,9 @@ test-symbols: build
 	@diff $(BUILD)/header_functions.txt $(BUILD)/symbols.txt || { echo "exported symbols (>) differ from the header (<)"; exit 1; }
 	@echo "exported symbols ($$(wc -l < $(BUILD)/symbols.txt)): $$(tr '\n' ' ' < $(BUILD)/symbols.txt)"
 
-test-python: setup build
-	$(VPY) -m pytest -q python/tests
+# test_versions.py runs the misuse suite against each ONNX Runtime of the matrix.
+test-python: setup build $(BUILD)/c/misuse
+	$(VPY) -m pytest -q python/tests --ignore=python/tests/test_wheel.py
 
 clean:
 	cargo clean
@@ -158,7 +167,7 @@ $(BUILD)/c/misuse_asan: c_tests/misuse.c c_tests/test_support.h include/c_embed_
 # fork(), pthread_cancel, hung runs, copies and reloads of the library, 100,000
 # short-lived threads, huge runs; each case in its own child. Not under ASan:
 # it loads a copy of the library with dlopen.
-$(BUILD)/c/lifecycle: c_tests/lifecycle.c c_tests/test_support.h include/c_embed_runtime.h $(LIB)
+$(BUILD)/c/lifecycle: c_tests/lifecycle.c c_tests/test_support.h c_tests/contract_errors.h include/c_embed_runtime.h $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_T) $< $(LINK_LIB) -ldl -o $@
 
@@ -359,15 +368,17 @@ test-readme: setup build
 
 ## ---- Python package -----------------------------------------------------------
 
-PY_LIBDIR := python/c_embed_runtime/lib
+# Installs the wheel (`make wheel`: the package, the library and its ONNX Runtime) into .venv.
+python-package: setup wheel
+	$(VPY) -m pip install --quiet --no-deps --force-reinstall $(BUILD)/wheel/c_embed_runtime-$(VERSION)-py3-none-*.whl
 
-# Installs the Python package into .venv with the library and its ONNX Runtime
-# bundled; the copies are removed afterwards so the checkout keeps using target/release.
-python-package: setup build
-	rm -rf $(PY_LIBDIR) && mkdir -p $(PY_LIBDIR)
-	cp -f $(LIB) $(dir $(LIB))libonnxruntime*.so* $(PY_LIBDIR)/
-	$(VPY) -m pip install --quiet --no-deps --no-build-isolation --force-reinstall ./python
-	rm -rf $(PY_LIBDIR) python/build python/c_embed_runtime.egg-info
+# The platform wheel with the library inside (tools/build_wheel.py): build/wheel/*.whl.
+wheel: build
+	$(VPY) tools/build_wheel.py --out $(BUILD)/wheel
+
+# The wheel installed into a fresh venv and used from elsewhere (needs the package registry or pip's cache).
+test-wheel: setup build
+	$(VPY) -m pytest -q python/tests/test_wheel.py
 
 ## ---- benchmarks ---------------------------------------------------------------
 
@@ -390,6 +401,7 @@ BENCH_LIB_DIR := target/bench/release
 BENCH_STAMP   := $(VENV)/.bench-installed
 BENCH_PRELOAD := $(abspath $(BENCH_BUILD)/liballoc_counter.so)
 BENCH_TOKENS  := $(BENCH_BUILD)/tokens.txt
+BENCH_OPENVINO_ORT := $(ORT_CACHE)/onnxruntime-openvino-1.22.0/libonnxruntime.so.1.22.0
 
 $(BENCH_STAMP): bench/requirements.txt $(VENV_STAMP)
 	$(VPY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
@@ -416,6 +428,9 @@ bench: setup build $(BENCH_STAMP) $(BENCH_PRELOAD) $(BENCH_TOKENS)
 	@# Other work on the cores makes the timings noisy; the report says so.
 	cat /proc/loadavg > $(BENCH_BUILD)/loadavg.txt
 	LD_PRELOAD=$(BENCH_PRELOAD) $(BENCH_BUILD)/embed_bench $(REAL_MODEL) $(BENCH_TOKENS) $(BENCH_BUILD)/library.json
+	@# The OpenVINO provider on its CPU device, with the hosts' onnxruntime-openvino build.
+	ORT_DYLIB_PATH=$(abspath $(BENCH_OPENVINO_ORT)) BENCH_DEVICE=OPENVINO_CPU LD_PRELOAD=$(BENCH_PRELOAD) \
+		$(BENCH_BUILD)/embed_bench $(REAL_MODEL) $(BENCH_TOKENS) $(BENCH_BUILD)/library_openvino_cpu.json
 	LD_PRELOAD=$(BENCH_PRELOAD) target/release/examples/bare_ort $(ORT_LIB) $(REAL_MODEL) $(BENCH_TOKENS) $(BENCH_BUILD)/bare.json
 	LD_PRELOAD=$(BENCH_PRELOAD) $(VPY) bench/padded_baseline.py $(REAL_MODEL) $(BENCH_TOKENS) $(BENCH_BUILD)/python_padded.json
 	LD_PRELOAD=$(BENCH_PRELOAD) $(VPY) bench/python_ort.py $(REAL_MODEL) $(BENCH_TOKENS) $(BENCH_BUILD)/python_trimmed.json

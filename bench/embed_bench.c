@@ -445,9 +445,12 @@ static result_t new_result(const char *name, const char *sentences, int threads)
     return r;
 }
 
+/* The device every handle is created on: $BENCH_DEVICE, CPU by default. */
+static const char *g_device = "CPU";
+
 static void *create_handle(const char *model, int threads)
 {
-    void *handle = c_embed_runtime_create(model, "CPU", 128, OUT_DIM, threads, 0);
+    void *handle = c_embed_runtime_create(model, g_device, 128, OUT_DIM, threads, 0);
     if (handle == NULL) {
         fprintf(stderr, "embed_bench: create failed: %s\n", c_embed_runtime_last_create_error());
         exit(1);
@@ -725,9 +728,36 @@ int main(int argc, char **argv)
     result_t results[MAX_RESULTS];
     int n = 0;
     float *out = xcalloc((size_t)32 * OUT_DIM, sizeof(float));
+    const char *classes[] = {"short", "medium", "long"};
+
+    const char *device = getenv("BENCH_DEVICE");
+    if (device != NULL && *device != '\0' && strcmp(device, "CPU") != 0) {
+        /* Another device's column next to the CPU provider: one sentence per
+         * call (the mix and each length class) and batches of 32, threads 1. */
+        g_device = device;
+        void *handle = create_handle(model, 1);
+        printf("device %s (selected %s)\n", device, c_embed_runtime_selected_device(handle));
+        for (int c = -1; c < 3; c++) {
+            const char *name = c < 0 ? "mix" : classes[c];
+            batches_t one = make_batches(&corpus, c < 0 ? NULL : classes[c], 1);
+            results[n++] = run_single(handle, &one, 0, calls, 2L * one.ncomp, 0,
+                                      new_result(name, name, 1), out);
+            free_batches(&one);
+        }
+        batches_t batched = make_batches(&corpus, NULL, 32);
+        result_t r = new_result("batch32", "mix", 1);
+        r.batch = 32;
+        results[n++] = run_single(handle, &batched, 0, calls, batched.ncomp, 0, r, out);
+        free_batches(&batched);
+        c_embed_runtime_destroy(handle);
+        memory_t none = {0};
+        write_json(argv[3], &corpus, results, n, 0.0, &none);
+        printf("wrote %s\n", argv[3]);
+        free(out);
+        return 0;
+    }
     memory_t memory = measure_memory(model, &corpus, out);
     long random_rows = calls > corpus.count ? calls : corpus.count;
-    const char *classes[] = {"short", "medium", "long"};
     const int batch_sizes[] = {8, 32};
 
     for (int threads = 1; threads <= 2; threads++) {

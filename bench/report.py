@@ -151,6 +151,29 @@ def table(results):
     return "\n".join(lines)
 
 
+def openvino_comparison(build_dir, results):
+    """The OpenVINO provider on its CPU device next to ONNX Runtime's CPU
+    provider (library_openvino_cpu.json, when `make bench` wrote it)."""
+    path = os.path.join(build_dir, "library_openvino_cpu.json")
+    if not os.path.exists(path):
+        return None, None
+    with open(path, encoding="utf-8") as f:
+        openvino = json.load(f)
+    lines = [
+        "| threads 1 | CPU provider embeds/s | OPENVINO_CPU embeds/s | CPU median ms | OPENVINO_CPU median ms |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for record in openvino["records"]:
+        cpu = find(results, "library", record["scenario"], 1)
+        if cpu is None:
+            continue
+        lines.append(
+            f"| {record['scenario']} | {cpu['embeds_per_s']:.1f} | {record['embeds_per_s']:.1f} "
+            f"| {cpu['median_ms']:.2f} | {record['median_ms']:.2f} |"
+        )
+    return "\n".join(lines), openvino
+
+
 def thread_comparison(results):
     rows = [
         ("1 caller, handle threads=1", find(results, "library", "mix", 1)),
@@ -451,6 +474,7 @@ def main(argv):
     issue11_checks = batch_checks(results)
     throughput_png = os.path.join(results_dir, "throughput.png")
     throughput_chart = draw_throughput(results, throughput_png)
+    openvino_table, openvino = openvino_comparison(build_dir, results)
 
     merged = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -476,6 +500,7 @@ def main(argv):
         "checks": target_checks + issue11_checks,
         "threads": threads_values,
         "sources": results,
+        "openvino_cpu": openvino,
     }
     latest = os.path.join(results_dir, "latest.json")
     with open(latest, "w", encoding="utf-8") as f:
@@ -492,6 +517,10 @@ def main(argv):
     print()
     print(threads_table)
     print()
+    if openvino_table is not None:
+        print("OpenVINO provider on its CPU device (onnxruntime-openvino 1.22.0) and ONNX Runtime's CPU provider:")
+        print(openvino_table)
+        print()
     lookup = merged["handle_lookup_ns"]
     if lookup is not None:
         print(f"Handle check (registry lookup) on every call: {lookup:.1f} ns per getter call")

@@ -22,6 +22,7 @@
 #define TEST_SUPPORT_CHILD_CASES
 
 #include "c_embed_runtime.h"
+#include "contract_errors.h"
 #include "test_support.h"
 
 #include <dlfcn.h>
@@ -179,9 +180,9 @@ static void case_not_a_regular_file(int64_t unused)
     CHECK(mkfifo(fifo, 0600) == 0);
     double start = now_s();
     CHECK(c_embed_runtime_create(fifo, "CPU", SEQ, DIM, 1, 0) == NULL);
-    CHECK_CONTAINS(c_embed_runtime_last_create_error(), "is a FIFO (not a regular file)");
+    CHECK_CONTAINS(c_embed_runtime_last_create_error(), "is a FIFO" NOT_A_REGULAR_FILE);
     CHECK(c_embed_runtime_create("/dev/zero", "CPU", SEQ, DIM, 1, 0) == NULL);
-    CHECK_CONTAINS(c_embed_runtime_last_create_error(), "is a device (not a regular file)");
+    CHECK_CONTAINS(c_embed_runtime_last_create_error(), "is a device" NOT_A_REGULAR_FILE);
     CHECK(c_embed_runtime_create(dir, "CPU", SEQ, DIM, 1, 0) == NULL);
     CHECK_CONTAINS(c_embed_runtime_last_create_error(), "is a directory");
     CHECK(now_s() - start < 10);
@@ -243,7 +244,7 @@ static int child_after_fork(void *old, const char *path)
 {
     float *out = new_vec(DIM);
     CHECK_INT(embed_seed(old, 1, out), 0);
-    CHECK_CONTAINS(c_embed_runtime_last_error(old), "created before fork()");
+    CHECK_STR(c_embed_runtime_last_error(old), CREATED_BEFORE_FORK);
     CHECK_INT(c_embed_runtime_output_dim(old), DIM);
     void *fresh = OPEN(path, SEQ, 2);
     CHECK(fresh != old);
@@ -342,7 +343,7 @@ static void case_run_limit_at_create(int64_t unused)
     double start = now_s();
     CHECK(c_embed_runtime_create(path, "CPU", SEQ, DIM, 1, 0) == NULL);
     double took = now_s() - start;
-    CHECK_PREFIX(c_embed_runtime_last_create_error(), "std_create_error:run_time_limit");
+    CHECK_PREFIX(c_embed_runtime_last_create_error(), STD_CREATE_ERROR RUN_TIME_LIMIT);
     CHECK_CONTAINS(c_embed_runtime_last_create_error(), "C_EMBED_RUNTIME_RUN_TIMEOUT_MS");
     CHECK(took < 20);
     printf("  figure: create of a never-ending model failed after %.2f s (limit 1 s)\n", took);
@@ -362,7 +363,7 @@ static void case_run_limit_at_embed(int64_t unused)
     double start = now_s();
     CHECK_INT(c_embed_runtime_embed(h, ids, NULL, types, out), 0);
     double took = now_s() - start;
-    CHECK_PREFIX(c_embed_runtime_last_error(h), "std_error:run_time_limit");
+    CHECK_PREFIX(c_embed_runtime_last_error(h), STD_ERROR RUN_TIME_LIMIT);
     CHECK_CONTAINS(c_embed_runtime_last_error(h), "1000 ms");
     CHECK(took < 20);
     CHECK_INT(c_embed_runtime_embed(h, ids, NULL, NULL, out), 1);
@@ -501,12 +502,12 @@ static void case_handles_per_instance(int64_t unused)
 
 enum { SHORT_THREADS = 100000, LATENCY_CALLS = 2000 };
 
-/* Returns h if the call failed with a std_error (the string dies with the thread). */
+/* Returns h if the call failed as documented (the string dies with the thread). */
 static void *fail_once(void *h)
 {
     int64_t ids[SEQ] = {1};
     int rc = c_embed_runtime_embed(h, ids, NULL, NULL, NULL); /* out_vec NULL: an error */
-    return rc == 0 && strncmp(c_embed_runtime_last_error(h), "std_error:", 10) == 0 ? h : NULL;
+    return rc == 0 && strcmp(c_embed_runtime_last_error(h), NULL_ARRAYS) == 0 ? h : NULL;
 }
 
 /* Median time of a successful embed, in microseconds. */
@@ -604,7 +605,7 @@ static void case_huge_static_input(int64_t unused)
     model_path(path, sizeof path, "bad_huge_extra");
     long before = rss_bytes();
     CHECK(c_embed_runtime_create(path, "CPU", SEQ, DIM, 1, 0) == NULL);
-    CHECK_PREFIX(c_embed_runtime_last_create_error(), "std_create_error:input_too_large");
+    CHECK_PREFIX(c_embed_runtime_last_create_error(), STD_CREATE_ERROR INPUT_TOO_LARGE);
     CHECK_CONTAINS(c_embed_runtime_last_create_error(), "400000000 bytes");
     CHECK(rss_bytes() - before < 128L << 20);
 }

@@ -35,6 +35,10 @@
 
 #include <stdint.h>
 
+/** The version c_embed_runtime_version() returns, as this header's library has it. */
+#define C_EMBED_RUNTIME_VERSION "0.2.0"
+#define C_EMBED_RUNTIME_VERSION_MAJOR 0
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -47,7 +51,8 @@ extern "C" {
  *   NULL or "" fails with "model path is empty".
  * - `requested_device`: AUTO (NPU, then CUDA, then OpenVINO-GPU, then CPU),
  *   NPU | INTEL_NPU, GPU | CUDA | NVIDIA | NVIDIA_GPU (CUDA, then OpenVINO-GPU),
- *   CPU | HOST; case-insensitive; NULL or "" means AUTO.
+ *   CPU | HOST, OPENVINO_CPU (the OpenVINO provider on its CPU device);
+ *   case-insensitive; NULL or "" means AUTO.
  * - `seq_len`: tokens per call, clamped to at least 8. `embed` reads exactly
  *   this many values from each array, even if the caller asked for fewer than 8.
  *   Above 1,048,576 the create fails.
@@ -186,7 +191,8 @@ int32_t c_embed_runtime_embed_batch(void *handle,
 const char *c_embed_runtime_last_error(void *handle);
 
 /**
- * The device the handle runs on: "NPU", "CUDA", "GPU" (OpenVINO GPU) or "CPU";
+ * The device the handle runs on: "NPU", "CUDA", "GPU" (OpenVINO GPU),
+ * "OPENVINO_CPU" or "CPU";
  * "invalid" for an invalid handle. A static string: valid for the life of the process.
  *
  */

@@ -236,15 +236,23 @@ impl ModelRunner {
     /// using the returned first caller's buffers. Inputs the contract cannot
     /// fill fail here; a model whose output is unusable still opens: each
     /// embed reports why.
+    ///
+    /// A session compiled for `static_shapes` runs every row alone at the full
+    /// `seq_len` (padded, its mask 0 past the row), in the padded class.
     pub fn new(
         session: Session,
         seq_len: usize,
+        static_shapes: bool,
         gate: Arc<RunGate>,
     ) -> Result<(Self, EmbedBuffers, SelfCheck), CreateError> {
         model::check_model(session.inputs(), session.outputs())?;
         let (output_index, output_type) = model::select_output(session.outputs())?;
         let output_name = session.outputs()[output_index].name().to_owned();
-        let policy = declared_policy(session.inputs());
+        let mut policy = declared_policy(session.inputs());
+        if static_shapes {
+            policy.trims = false;
+            policy.batches = false;
+        }
         let specs = model::plan_inputs(session.inputs(), seq_len)?;
         let names = RunNames::new(specs.iter().map(|s| s.name.as_str()), &output_name)
             .map_err(create_error)?;
@@ -269,7 +277,8 @@ impl ModelRunner {
             gate,
         };
         let mut buffers = runner.new_buffers().map_err(create_error)?;
-        let forced = execution::padded_requested().then_some(ExecutionClass::Padded);
+        let forced =
+            (static_shapes || execution::padded_requested()).then_some(ExecutionClass::Padded);
         let check = execution::self_check(
             &mut Probe {
                 runner: &mut runner,
@@ -516,7 +525,9 @@ impl ModelRunner {
     pub fn layout(&self, shape: &[i64], rows: usize) -> Result<OutputLayout, EmbedError> {
         let layout = OutputLayout::from_shape(shape, self.seq_len, rows, self.policy.time_major)?;
         if self.hidden != 0 && layout.hidden() != self.hidden {
-            return Err(EmbedError::library("invalid_hidden_dim"));
+            return Err(EmbedError::library(
+                crate::error_strings::INVALID_HIDDEN_DIM,
+            ));
         }
         Ok(layout)
     }

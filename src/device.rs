@@ -11,13 +11,17 @@ use std::ffi::CStr;
 use ort::ep::{self, ExecutionProvider, ExecutionProviderDispatch};
 
 use crate::error::CreateError;
-
+use crate::error_strings::{
+    CUDA_UNAVAILABLE, OPENVINO_GPU_FALLBACK_DISABLED, OPENVINO_UNAVAILABLE, UNSUPPORTED_DEVICE,
+};
 /// Gate for the OpenVINO-GPU step.
 pub const OPENVINO_GPU_GATE_ENV: &str = "CDB_EMBED_GPU_ALLOW_OPENVINO_FALLBACK";
 
-/// The message for a device string this library does not know.
-pub const UNSUPPORTED_DEVICE: &str =
-    "unsupported requested_device (expected AUTO|NPU|GPU|CUDA|CPU)";
+/// **Test-only** (set before create; changes nothing in the contract): `npu` or
+/// `gpu` gives the `OPENVINO_CPU` device the NPU's or the OpenVINO-GPU's option
+/// set (static shapes; the NPU's adds the QDQ optimiser), still on OpenVINO's
+/// CPU device, so a machine without those devices runs their configuration.
+pub const TEST_OPENVINO_OPTIONS_ENV: &str = "C_EMBED_RUNTIME_TEST_OPENVINO_OPTIONS";
 
 /// A device a session can run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +32,9 @@ pub enum Device {
     Cuda,
     /// OpenVINO execution provider, device_type GPU (gated by [`OPENVINO_GPU_GATE_ENV`]).
     OpenVinoGpu,
+    /// OpenVINO execution provider, device_type CPU (an addition to the
+    /// contract: the OpenVINO path on any machine with the OpenVINO build).
+    OpenVinoCpu,
     /// ONNX Runtime's CPU execution provider.
     Cpu,
 }
@@ -39,15 +46,43 @@ impl Device {
             Self::Npu => c"NPU",
             Self::Cuda => c"CUDA",
             Self::OpenVinoGpu => c"GPU",
+            Self::OpenVinoCpu => c"OPENVINO_CPU",
             Self::Cpu => c"CPU",
         }
     }
+}
+
+/// The OpenVINO options of a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OpenVinoOptions {
+    /// Static shapes and the QDQ optimiser (the contract's NPU).
+    Npu,
+    /// Static shapes (the contract's OpenVINO-GPU).
+    Gpu,
+    /// OpenVINO's defaults (dynamic shapes).
+    Cpu,
+}
+
+impl OpenVinoOptions {
+    fn static_shapes(self) -> bool {
+        self != Self::Cpu
+    }
+}
+
+/// How a session opens on a device.
+pub struct DeviceSetup {
+    /// `None`: ONNX Runtime's CPU provider alone.
+    pub provider: Option<ExecutionProviderDispatch>,
+    /// The session was compiled for fixed input shapes: every run is one row
+    /// at the full `seq_len` (rows padded, their mask 0).
+    pub static_shapes: bool,
 }
 
 const AUTO: &[Device] = &[Device::Npu, Device::Cuda, Device::OpenVinoGpu, Device::Cpu];
 const NPU: &[Device] = &[Device::Npu];
 const GPU: &[Device] = &[Device::Cuda, Device::OpenVinoGpu];
 const CPU: &[Device] = &[Device::Cpu];
+const OPENVINO_CPU: &[Device] = &[Device::OpenVinoCpu];
 
 /// The devices to try, in order, for a requested device (`None` or empty: AUTO).
 /// Matching is case-insensitive; the bytes need not be UTF-8.
@@ -65,6 +100,8 @@ pub fn plan(requested: Option<&[u8]>) -> Result<&'static [Device], CreateError> 
         Ok(GPU)
     } else if is("CPU") || is("HOST") {
         Ok(CPU)
+    } else if is("OPENVINO_CPU") {
+        Ok(OPENVINO_CPU)
     } else {
         Err(CreateError::library(UNSUPPORTED_DEVICE))
     }
@@ -79,44 +116,74 @@ pub fn gate_is_on(value: Option<&str>) -> bool {
     })
 }
 
-/// The execution provider for `device` (`None` for the CPU), or why this step
-/// cannot be taken in the loaded ONNX Runtime.
-pub fn execution_provider(
-    device: Device,
-) -> Result<Option<ExecutionProviderDispatch>, CreateError> {
-    let provider = match device {
-        Device::Cpu => return Ok(None),
-        Device::Npu => {
-            require_available::<ep::OpenVINO>()?;
-            ep::OpenVINO::default()
-                .with_device_type("NPU")
-                .with_dynamic_shapes(false)
-                .with_qdq_optimizer(true)
-                .build()
+/// How to open a session on `device`, or why this step cannot be taken in
+/// the loaded ONNX Runtime.
+pub fn setup(device: Device) -> Result<DeviceSetup, CreateError> {
+    let (provider, static_shapes) = match device {
+        Device::Cpu => {
+            return Ok(DeviceSetup {
+                provider: None,
+                static_shapes: false,
+            })
         }
+        Device::Npu => openvino("NPU", OpenVinoOptions::Npu)?,
         Device::Cuda => {
-            require_available::<ep::CUDA>()?;
-            ep::CUDA::default().with_device_id(0).build()
+            require_available::<ep::CUDA>(CUDA_UNAVAILABLE)?;
+            (ep::CUDA::default().with_device_id(0).build(), false)
         }
         Device::OpenVinoGpu => {
             let gate = std::env::var(OPENVINO_GPU_GATE_ENV).ok();
             if !gate_is_on(gate.as_deref()) {
-                return Err(CreateError::library("OpenVINO GPU fallback disabled"));
+                return Err(CreateError::library(OPENVINO_GPU_FALLBACK_DISABLED));
             }
-            require_available::<ep::OpenVINO>()?;
-            ep::OpenVINO::default()
-                .with_device_type("GPU")
-                .with_dynamic_shapes(false)
-                .build()
+            openvino("GPU", OpenVinoOptions::Gpu)?
+        }
+        Device::OpenVinoCpu => {
+            let options = std::env::var(TEST_OPENVINO_OPTIONS_ENV).ok();
+            openvino("CPU", test_options(options.as_deref())?)?
         }
     };
-    Ok(Some(provider.error_on_failure()))
+    Ok(DeviceSetup {
+        provider: Some(provider.error_on_failure()),
+        static_shapes,
+    })
 }
 
-fn require_available<E: ExecutionProvider>() -> Result<(), CreateError> {
+/// The OpenVINO provider on `device_type` with one option set, and whether its
+/// shapes are static.
+fn openvino(
+    device_type: &str,
+    options: OpenVinoOptions,
+) -> Result<(ExecutionProviderDispatch, bool), CreateError> {
+    require_available::<ep::OpenVINO>(OPENVINO_UNAVAILABLE)?;
+    let mut provider = ep::OpenVINO::default().with_device_type(device_type);
+    if options.static_shapes() {
+        provider = provider.with_dynamic_shapes(false);
+    }
+    if options == OpenVinoOptions::Npu {
+        provider = provider.with_qdq_optimizer(true);
+    }
+    Ok((provider.build(), options.static_shapes()))
+}
+
+/// The option set [`TEST_OPENVINO_OPTIONS_ENV`] asks `OPENVINO_CPU` to use.
+fn test_options(value: Option<&str>) -> Result<OpenVinoOptions, CreateError> {
+    match value.unwrap_or_default() {
+        "" => Ok(OpenVinoOptions::Cpu),
+        v if v.eq_ignore_ascii_case("npu") => Ok(OpenVinoOptions::Npu),
+        v if v.eq_ignore_ascii_case("gpu") => Ok(OpenVinoOptions::Gpu),
+        other => Err(CreateError::library(format!(
+            "{TEST_OPENVINO_OPTIONS_ENV}={other:?} is not npu or gpu"
+        ))),
+    }
+}
+
+/// Fails with `unavailable` (the provider's own error string) when the loaded
+/// ONNX Runtime lacks provider `E`.
+fn require_available<E: ExecutionProvider>(unavailable: &'static str) -> Result<(), CreateError> {
     match E::is_available() {
         Ok(true) => Ok(()),
-        Ok(false) => Err(CreateError::library(format!("{} unavailable", E::NAME))),
+        Ok(false) => Err(CreateError::library(unavailable)),
         Err(e) => Err(CreateError::onnx_runtime(format!(
             "{} availability check failed: {e}",
             E::NAME
@@ -127,6 +194,15 @@ fn require_available<E: ExecutionProvider>() -> Result<(), CreateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_unavailable_reasons_name_the_providers() {
+        assert_eq!(CUDA_UNAVAILABLE, format!("{} unavailable", ep::CUDA::NAME));
+        assert_eq!(
+            OPENVINO_UNAVAILABLE,
+            format!("{} unavailable", ep::OpenVINO::NAME)
+        );
+    }
 
     #[test]
     fn device_strings_map_to_the_contract_order() {
@@ -142,6 +218,10 @@ mod tests {
         for cpu in ["CPU", "host", "Cpu"] {
             assert_eq!(plan(Some(cpu.as_bytes())).unwrap(), CPU, "{cpu}");
         }
+        for openvino_cpu in ["OPENVINO_CPU", "openvino_cpu"] {
+            let got = plan(Some(openvino_cpu.as_bytes())).unwrap();
+            assert_eq!(got, OPENVINO_CPU, "{openvino_cpu}");
+        }
     }
 
     #[test]
@@ -150,7 +230,7 @@ mod tests {
             let err = plan(Some(bad)).unwrap_err();
             assert_eq!(
                 err.to_string(),
-                "std_create_error:unsupported requested_device (expected AUTO|NPU|GPU|CUDA|CPU)"
+                "std_create_error:unsupported requested_device (expected AUTO|NPU|GPU|CUDA|CPU|OPENVINO_CPU)"
             );
         }
     }
@@ -177,6 +257,17 @@ mod tests {
         assert_eq!(Device::Npu.name(), c"NPU");
         assert_eq!(Device::Cuda.name(), c"CUDA");
         assert_eq!(Device::OpenVinoGpu.name(), c"GPU");
+        assert_eq!(Device::OpenVinoCpu.name(), c"OPENVINO_CPU");
         assert_eq!(Device::Cpu.name(), c"CPU");
+    }
+
+    #[test]
+    fn test_option_sets_are_named_npu_or_gpu() {
+        assert_eq!(test_options(None).unwrap(), OpenVinoOptions::Cpu);
+        assert_eq!(test_options(Some("NPU")).unwrap(), OpenVinoOptions::Npu);
+        assert_eq!(test_options(Some("gpu")).unwrap(), OpenVinoOptions::Gpu);
+        assert!(test_options(Some("tpu")).is_err());
+        assert!(OpenVinoOptions::Npu.static_shapes() && OpenVinoOptions::Gpu.static_shapes());
+        assert!(!OpenVinoOptions::Cpu.static_shapes());
     }
 }

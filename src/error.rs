@@ -6,6 +6,9 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::error_strings::{ORT_CREATE_ERROR, ORT_ERROR, STD_CREATE_ERROR, STD_ERROR};
+pub use crate::error_strings::{UNKNOWN_CREATE_ERROR, UNKNOWN_EMBED_ERROR};
+
 /// Where a failure came from; decides the prefix of the ABI error string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
@@ -31,11 +34,29 @@ impl CreateError {
         }
     }
 
+    /// Some of ONNX Runtime's messages end in a newline; a step's reason does not
+    /// (reasons are joined on one line).
     pub fn onnx_runtime(error: impl fmt::Display) -> Self {
+        let mut message = error.to_string();
+        message.truncate(message.trim_end().len());
         Self {
             origin: Origin::OnnxRuntime,
-            message: error.to_string(),
+            message,
         }
+    }
+
+    /// Adds what ONNX Runtime logged while this step ran (the provider's own
+    /// reason, for example), unless the message already says it.
+    pub fn with_log(mut self, messages: &[String]) -> Self {
+        let new: Vec<&str> = messages
+            .iter()
+            .map(String::as_str)
+            .filter(|m| !self.message.contains(m))
+            .collect();
+        if !new.is_empty() {
+            self.message = format!("{} (onnxruntime: {})", self.message, new.join("; "));
+        }
+        self
     }
 
     /// Joins the reasons of several failed device steps with `" | "`; the origin
@@ -46,7 +67,7 @@ impl CreateError {
             .iter()
             .map(|e| e.message.as_str())
             .collect::<Vec<_>>()
-            .join(" | ");
+            .join(crate::error_strings::DEVICE_REASON_SEPARATOR);
         Self { origin, message }
     }
 }
@@ -54,8 +75,8 @@ impl CreateError {
 impl fmt::Display for CreateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let prefix = match self.origin {
-            Origin::OnnxRuntime => "ort_create_error:",
-            Origin::Library => "std_create_error:",
+            Origin::OnnxRuntime => ORT_CREATE_ERROR,
+            Origin::Library => STD_CREATE_ERROR,
         };
         write!(f, "{prefix}{}", self.message)
     }
@@ -97,21 +118,31 @@ impl EmbedError {
 impl fmt::Display for EmbedError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let prefix = match self.origin {
-            Origin::OnnxRuntime => "ort_error:",
-            Origin::Library => "std_error:",
+            Origin::OnnxRuntime => ORT_ERROR,
+            Origin::Library => STD_ERROR,
         };
         write!(f, "{prefix}{}", self.message)
     }
 }
 
-/// The ABI string for a failure whose origin is unknown (a caught panic).
-pub const UNKNOWN_CREATE_ERROR: &str = "unknown_create_error";
-/// The ABI string for an embed failure whose origin is unknown (a caught panic).
-pub const UNKNOWN_EMBED_ERROR: &str = "unknown_error";
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reason_ends_without_a_newline_and_carries_the_log() {
+        let step = CreateError::onnx_runtime("Failed to load library x.so\n")
+            .with_log(&["[OpenVINO] no NPU".to_owned(), "x.so".to_owned()]);
+        assert_eq!(
+            step.to_string(),
+            "ort_create_error:Failed to load library x.so (onnxruntime: [OpenVINO] no NPU)"
+        );
+        let joined = CreateError::join(vec![step, CreateError::library("disabled")]);
+        assert_eq!(
+            joined.to_string(),
+            "std_create_error:Failed to load library x.so (onnxruntime: [OpenVINO] no NPU) | disabled"
+        );
+    }
 
     #[test]
     fn prefixes_follow_the_origin() {

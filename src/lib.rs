@@ -14,7 +14,9 @@
 //! - [`watchdog`]: the run-time limit, and stopping runs at destroy.
 //! - [`pooling`]: mean pooling, folding and normalisation.
 //! - [`fallback`]: CPU-fallback signal detection.
+//! - [`error_strings`]: the contract's fixed error strings (also written for the C and Python tests).
 //! - [`loader`]: finding and loading the ONNX Runtime library.
+//! - [`logging`]: where ONNX Runtime's log messages go (never stderr unless asked).
 //! - [`text`] (feature `text`, on by default): `tokenizer.json` tokenizers and text in.
 //! - `alloc_counter` (feature `alloc-counter`, benchmark builds only): counts Rust heap allocations.
 
@@ -26,10 +28,12 @@ pub mod batching;
 pub mod buffers;
 pub mod device;
 pub mod error;
+pub mod error_strings;
 pub mod execution;
 pub mod fallback;
 pub mod ffi;
 pub mod loader;
+pub mod logging;
 pub mod model;
 pub mod model_file;
 pub mod pooling;

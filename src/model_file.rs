@@ -14,6 +14,7 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::CreateError;
+use crate::error_strings::NOT_A_REGULAR_FILE;
 use crate::runtime::shown;
 
 /// A model's bytes and the directory its external data is read from.
@@ -74,7 +75,7 @@ fn check_kind(path: &Path, metadata: &Metadata) -> Result<(), CreateError> {
         "not a regular file"
     };
     Err(CreateError::library(format!(
-        "model path is {what} (not a regular file): {}",
+        "model path is {what}{NOT_A_REGULAR_FILE}: {}",
         shown(path)
     )))
 }

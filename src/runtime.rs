@@ -31,6 +31,7 @@ use crate::error::{CreateError, EmbedError};
 use crate::execution::SelfCheck;
 use crate::fallback::FallbackMonitor;
 use crate::loader;
+use crate::logging;
 use crate::model_file::ModelFile;
 use crate::session::{self, SessionSettings};
 use crate::watchdog::RunGate;
@@ -108,7 +109,7 @@ impl EmbedRuntime {
         let out_dim = options.out_dim.max(1) as usize;
         let intra_threads = options.threads.clamp(1, MAX_THREADS) as usize;
         if options.model_path.as_os_str().is_empty() {
-            return Err(CreateError::library("model path is empty"));
+            return Err(CreateError::library(crate::error_strings::MODEL_PATH_EMPTY));
         }
         let model = ModelFile::read(options.model_path)?;
 
@@ -126,10 +127,15 @@ impl EmbedRuntime {
             let counts_signals =
                 options.fallback_signals == FallbackSignals::Always || device != Device::Cpu;
             let monitor = Arc::new(FallbackMonitor::new(counts_signals));
-            match session::open(environment, device, &settings, Arc::clone(&monitor)) {
-                Ok(session) => {
+            let (opened, messages) = logging::capture(&monitor, || {
+                session::open(environment, device, &settings, Arc::clone(&monitor))
+            });
+            match opened {
+                Ok(opened) => {
                     let gate = RunGate::from_env();
-                    let (runner, first, self_check) = ModelRunner::new(session, seq_len, gate)?;
+                    let (runner, first, self_check) = logging::attribute(&monitor, || {
+                        ModelRunner::new(opened.session, seq_len, opened.static_shapes, gate)
+                    })?;
                     session::release_freed_memory();
                     let serial = gate_is_on(std::env::var(SERIAL_BATCHES_ENV).ok().as_deref());
                     let helpers = match device {
@@ -151,7 +157,7 @@ impl EmbedRuntime {
                         self_check,
                     });
                 }
-                Err(failure) => failures.push(failure),
+                Err(failure) => failures.push(failure.with_log(&messages)),
             }
         }
         Err(CreateError::join(failures))
@@ -185,8 +191,10 @@ impl EmbedRuntime {
             _ => None,
         };
         let helpers = crew.as_deref_mut().map(|crew| crew as &mut dyn Helpers);
-        self.runner
-            .embed_rows_with(&mut buffers, rows, out, self.out_dim, &after_run, helpers)
+        logging::attribute(&self.fallback, || {
+            self.runner
+                .embed_rows_with(&mut buffers, rows, out, self.out_dim, &after_run, helpers)
+        })
     }
 
     pub fn seq_len(&self) -> usize {

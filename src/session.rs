@@ -4,13 +4,14 @@ use std::sync::Arc;
 
 use ort::environment::Environment;
 use ort::ep;
-use ort::logging::{LogLevel, LoggerFunction};
+use ort::logging::LogLevel;
 use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights};
 use ort::session::Session;
 
 use crate::device::{self, Device};
 use crate::error::CreateError;
 use crate::fallback::FallbackMonitor;
+use crate::logging;
 use crate::model_file::ModelFile;
 
 /// How every session of this library is configured.
@@ -25,20 +26,23 @@ pub struct SessionSettings<'a> {
     pub prepacked: &'a PrepackedWeights,
 }
 
+/// A session and how it was compiled.
+pub struct OpenedSession {
+    pub session: Session,
+    /// See [`device::DeviceSetup::static_shapes`].
+    pub static_shapes: bool,
+}
+
 /// Opens `settings.model` on `device`. Warning-level and higher messages of
-/// this session (and only this session) go to `monitor`.
+/// this session (and only this session) go to `monitor` (see [`logging`]).
 pub fn open(
     environment: &Environment,
     device: Device,
     settings: &SessionSettings<'_>,
     monitor: Arc<FallbackMonitor>,
-) -> Result<Session, CreateError> {
-    let provider = device::execution_provider(device)?;
-    let logger: LoggerFunction = Arc::new(move |level, _category, _id, _location, message| {
-        if level >= LogLevel::Warning {
-            monitor.observe(message);
-        }
-    });
+) -> Result<OpenedSession, CreateError> {
+    let setup = device::setup(device)?;
+    let logger = logging::session_logger(monitor);
     let mut builder = Session::builder(environment).map_err(ort_error)?;
     builder = builder
         .with_optimization_level(GraphOptimizationLevel::All)
@@ -64,7 +68,7 @@ pub fn open(
         builder = builder.with_intra_op_spinning(false).map_err(ort_error)?;
     }
     let cpu = ep::CPU::default().with_arena_allocator(false).build();
-    let providers = match provider {
+    let providers = match setup.provider {
         Some(provider) => vec![provider, cpu],
         None => vec![cpu],
     };
@@ -74,17 +78,20 @@ pub fn open(
     // From memory, ONNX Runtime reads external data from this folder (and, as
     // for a model opened from a file, never outside it). The option is a
     // UTF-8 string: a model in another directory is opened from its path.
-    let Some(folder) = settings.model.directory.to_str() else {
-        return builder
-            .commit_from_file(&settings.model.path)
-            .map_err(ort_error);
-    };
-    builder = builder
-        .with_config_entry(EXTERNAL_DATA_FOLDER, folder)
-        .map_err(ort_error)?;
-    builder
-        .commit_from_memory(&settings.model.bytes)
-        .map_err(ort_error)
+    let session = match settings.model.directory.to_str() {
+        Some(folder) => {
+            builder = builder
+                .with_config_entry(EXTERNAL_DATA_FOLDER, folder)
+                .map_err(ort_error)?;
+            builder.commit_from_memory(&settings.model.bytes)
+        }
+        None => builder.commit_from_file(&settings.model.path),
+    }
+    .map_err(ort_error)?;
+    Ok(OpenedSession {
+        session,
+        static_shapes: setup.static_shapes,
+    })
 }
 
 /// ONNX Runtime's session option for the folder of a model opened from memory.

@@ -27,6 +27,7 @@ use std::sync::{Mutex, PoisonError};
 use tokenizers::{PostProcessor, Tokenizer, TruncationParams};
 
 use crate::error::{CreateError, EmbedError};
+use crate::error_strings::{CANNOT_LOAD_TOKENIZER, TOKENIZER_PATH_EMPTY};
 use crate::runtime::{self, EmbedRuntime, TokenRows};
 
 /// Rows a pooled buffer keeps between calls; a larger batch allocates its rows
@@ -54,12 +55,12 @@ impl TextTokenizer {
     pub fn load(path: &Path, seq_len: usize) -> Result<Self, CreateError> {
         let cannot = |why: &dyn std::fmt::Display| {
             CreateError::library(format!(
-                "cannot load tokenizer {}: {why}",
+                "{CANNOT_LOAD_TOKENIZER} {}: {why}",
                 runtime::shown(path)
             ))
         };
         if path.as_os_str().is_empty() {
-            return Err(CreateError::library("tokenizer path is empty"));
+            return Err(CreateError::library(TOKENIZER_PATH_EMPTY));
         }
         if path.is_dir() {
             return Err(cannot(&"it is a directory, not a tokenizer.json file"));

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use ort::session::RunOptions;
 
 use crate::error::EmbedError;
+use crate::error_strings::{HANDLE_DESTROYED, RUN_TIME_LIMIT};
 
 /// Milliseconds a run (the create-time self-check's and every embed's) may
 /// take before it is stopped; read at create. 0 means no limit.
@@ -80,13 +81,13 @@ impl RunGate {
     pub fn limit_error(&self) -> EmbedError {
         let millis = self.limit.map_or(0, |l| l.as_millis());
         EmbedError::library_owned(format!(
-            "run_time_limit: the run was stopped after {millis} ms (the limit is set by \
+            "{RUN_TIME_LIMIT}: the run was stopped after {millis} ms (the limit is set by \
              {RUN_TIMEOUT_ENV}, in milliseconds; 0 means no limit)"
         ))
     }
 
     /// Stops the runs in flight on this handle (their callers get
-    /// [`DESTROYED`]) and refuses new ones.
+    /// [`HANDLE_DESTROYED`]) and refuses new ones.
     pub fn close(&self) {
         self.closing.store(true, Ordering::SeqCst);
         let state = lock(&WATCHDOG.state);
@@ -113,9 +114,6 @@ impl Drop for RunGate {
         thread.join();
     }
 }
-
-/// The error of a run stopped because its handle was destroyed.
-pub const DESTROYED: &str = "handle_destroyed: the handle was destroyed during the call";
 
 /// A run in flight.
 struct WatchedRun {
@@ -217,7 +215,7 @@ impl Watch {
         let mut state = lock(&WATCHDOG.state);
         // Checked under the lock `close` takes: a run either sees the close or is stopped by it.
         if gate.closing.load(Ordering::SeqCst) {
-            return Err(EmbedError::library(DESTROYED));
+            return Err(EmbedError::library(HANDLE_DESTROYED));
         }
         if gate.creating.load(Ordering::Acquire) && gate.timed_out() {
             return Err(gate.limit_error());
@@ -256,7 +254,7 @@ impl Watch {
                 gate.timed_out.store(true, Ordering::Release);
                 Err(gate.limit_error())
             }
-            _ => Err(EmbedError::library(DESTROYED)),
+            _ => Err(EmbedError::library(HANDLE_DESTROYED)),
         }
     }
 }

@@ -30,6 +30,7 @@ use ort::value::{DynValue, TensorElementType, ValueType};
 use ort::AsPointer;
 
 use crate::error::EmbedError;
+use crate::error_strings::UNSUPPORTED_INPUT_TYPE;
 use crate::model::OutputType;
 use crate::pooling::{Bf16, F16};
 use crate::watchdog::{RunControl, RunGate, Watch};
@@ -327,7 +328,7 @@ impl Workspace {
         self.reserve_input(index, elements)?;
         match &mut self.inputs[index] {
             Storage::I64(v) => Ok(&mut v[..elements]),
-            Storage::F32(_) => Err(EmbedError::library("unsupported_input_type")),
+            Storage::F32(_) => Err(EmbedError::library(UNSUPPORTED_INPUT_TYPE)),
         }
     }
 
@@ -336,7 +337,7 @@ impl Workspace {
         self.reserve_input(index, elements)?;
         match &mut self.inputs[index] {
             Storage::F32(v) => Ok(&mut v[..elements]),
-            Storage::I64(_) => Err(EmbedError::library("unsupported_input_type")),
+            Storage::I64(_) => Err(EmbedError::library(UNSUPPORTED_INPUT_TYPE)),
         }
     }
 

@@ -25,6 +25,10 @@ Valid models
   tiny_fallback_marker    tiny_bert plus an unused initializer `npu_cpu_fallback_marker`;
                           ORT logs a WARNING "Removing initializer 'npu_cpu_fallback_marker'..."
                           at session creation, which is a CPU-fallback signal by the spec.
+  host_bert_h768          shaped like the hosts' nomic-embed-text-v1.5: inputs input_ids,
+                          token_type_ids, attention_mask (that order; ids of any vocabulary,
+                          taken modulo 100), hidden 768, three token-wise layers,
+                          last_hidden_state [b, s, 768] (python/tests/test_host_scenario.py).
 Models of each execution class and output kind (README, "Which models run how")
   tiny_int8_dynamic       tiny_bert through onnxruntime.quantization.quantize_dynamic: one
                           int8 scale per tensor over every position and row of a run, so
@@ -111,16 +115,20 @@ class Graph:
 
 def bert(name, H=32, types=True, pos=False, extras=False, int32_extra=False, static=False,
          head="hidden", ids_first=False, marker=False, ctx_all=False, float_mask=False,
-         string_input=False, huge_extra=False):
+         string_input=False, huge_extra=False, host=False):
     g = Graph()
     dims = [1, 16] if static else ["batch", "sequence"]
     ids = g.inp("input_ids", I64, dims)
+    if host:  # the host's input order; any real vocabulary id, folded into VOCAB rows
+        type_ids = g.inp("token_type_ids", I64, dims)
+        ids = g.op("Mod", ids, g.const("vocab", VOCAB, np.int64))
     mask = g.inp("attention_mask", F32 if float_mask else I64, dims)
     if string_input:  # never read by the graph; ONNX Runtime still asks for it
         g.inp("text", STR, [dims[0]])
     emb = g.op("Gather", g.weight("word_emb", VOCAB, H), ids)
     if types:
-        emb = g.op("Add", emb, g.op("Gather", g.weight("type_emb", 2, H), g.inp("token_type_ids", I64, dims)))
+        type_ids = type_ids if host else g.inp("token_type_ids", I64, dims)
+        emb = g.op("Add", emb, g.op("Gather", g.weight("type_emb", 2, H), type_ids))
     if pos:
         emb = g.op("Add", emb, g.op("Gather", g.weight("pos_emb", MAX_POS, H), g.inp("position_ids", I64, dims)))
     if extras:
@@ -132,7 +140,12 @@ def bert(name, H=32, types=True, pos=False, extras=False, int32_extra=False, sta
         emb = g.op("Add", emb, g.op("Unsqueeze", s, ax2))
     if huge_extra:  # [1, 100000, 1000] floats, summed to one number added to emb
         emb = g.op("Add", emb, g.op("ReduceSum", g.inp("huge_extra", F32, [1, 100_000, 1_000]), keepdims=0))
-    h = g.op("Tanh", g.op("Add", g.op("MatMul", emb, g.weight("W1", H, H)), g.weight("b1", H)))
+    def square(name):  # H x H; scaled by 1/sqrt(H) in the wide host model, so tanh does not saturate
+        return g.const(name, g.rng.standard_normal((H, H)) / np.sqrt(H)) if host else g.weight(name, H, H)
+
+    h = g.op("Tanh", g.op("Add", g.op("MatMul", emb, square("W1")), g.weight("b1", H)))
+    for layer in range(2 if host else 0):  # more token-wise layers
+        h = g.op("Tanh", g.op("Add", g.op("MatMul", h, square(f"W1_{layer}")), g.weight(f"b1_{layer}", H)))
     m = g.op("Unsqueeze", g.op("Cast", mask, to=F32), ax2)
     if ctx_all:  # the mean over every position, padding included
         every = g.op("Add", g.op("Mul", m, g.const("zero_f", 0.0)), g.const("one_f", 1.0))
@@ -142,7 +155,7 @@ def bert(name, H=32, types=True, pos=False, extras=False, int32_extra=False, sta
         den = g.op("Add", g.op("ReduceSum", m, ax1, keepdims=1), g.const("eps", 1e-6))
         ctx = g.op("Div", num, den)
     hs = "last_hidden_state" if head == "hidden" else None
-    out = g.op("Tanh", g.op("MatMul", g.op("Add", h, ctx), g.weight("W2", H, H)), out=hs)
+    out = g.op("Tanh", g.op("MatMul", g.op("Add", h, ctx), square("W2")), out=hs)
     if ids_first:
         g.out(g.op("Identity", ids, out="ids_copy"), I64, dims)
     if marker:  # unused initializer: ORT warns "Removing initializer ..." at session creation
@@ -244,6 +257,7 @@ MODELS = {  # name -> bert() options, or a standalone builder
     "tiny_bert_h48": dict(H=48),
     "tiny_static16": dict(static=True),
     "tiny_fallback_marker": dict(marker=True),
+    "host_bert_h768": dict(H=768, host=True),
     "tiny_doubled_tokens": dict(head="doubled"),
     "tiny_int8_dynamic": int8_dynamic,
     "tiny_mask_ignoring": dict(ctx_all=True),

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _onnxruntime
 from ._version import __version__
 
 __all__ = [
@@ -165,7 +166,10 @@ def load(library: str | os.PathLike | ctypes.CDLL | None = None) -> ctypes.CDLL:
     function of :data:`PROTOTYPES` and checks its version.
 
     ``library``: a path, an already loaded ``CDLL`` (declared and checked here), or
-    None for the first of :func:`library_candidates` that loads. Raises
+    None for the first of :func:`library_candidates` that loads (the bundled one
+    then takes ONNX Runtime from ``$ORT_DYLIB_PATH``, else from an installed
+    ``onnxruntime`` package of any flavour, else its bundled copy: see
+    ``_onnxruntime``). Raises
     :class:`EmbedRuntimeError` when nothing loads (saying what was tried), when the
     library lacks a function, or when its major.minor version is not the package's.
     """
@@ -187,6 +191,8 @@ def load(library: str | os.PathLike | ctypes.CDLL | None = None) -> ctypes.CDLL:
                 raise
             tried.append(str(failure))
             continue
+        if where == "bundled":
+            _onnxruntime.prefer_installed_runtime()
         return _prepare(lib, path)
     raise EmbedRuntimeError(
         f"could not load {LIBRARY_NAME}; tried " + "; ".join(tried) + f" (set {LIBRARY_ENV} to its path)"
@@ -416,7 +422,8 @@ class EmbedRuntime:
                 os.fsencode(model), os.fsencode(tokenizer_path), *arguments
             )
         if not handle:
-            raise EmbedRuntimeError(_text(lib.c_embed_runtime_last_create_error()))
+            message = _text(lib.c_embed_runtime_last_create_error())
+            raise EmbedRuntimeError(message)
         self._handle = handle
         try:
             self._seq_len = int(lib.c_embed_runtime_seq_len(handle))

@@ -3,13 +3,14 @@ the default tokenizer, errors, closing, and threads sharing one runtime."""
 
 from __future__ import annotations
 
+import re
 
 import numpy as np
 import pytest
 
 from c_embed_runtime import EmbedRuntime, EmbedRuntimeError, Tokenizer
 from c_embed_runtime.demo import SENTENCES
-from conftest import run_in_threads
+from conftest import ERRORS, run_in_threads
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def test_explicit_tokenizer_path_and_instance(lib, real_model, tokenizer_json, r
         np.testing.assert_array_equal(runtime.embed(SENTENCES[0]), expected)
     with pytest.raises(EmbedRuntimeError, match="pads to 64 tokens, the runtime takes 128"):
         EmbedRuntime(real_model, "CPU", tokenizer=Tokenizer(tokenizer_json, 64), library=lib)
-    with pytest.raises(EmbedRuntimeError, match="^std_create_error:cannot load tokenizer /nonexistent/tokenizer.json: "):
+    with pytest.raises(EmbedRuntimeError, match="^" + re.escape(ERRORS["CANNOT_LOAD_TOKENIZER"] + " /nonexistent/tokenizer.json: ")):
         EmbedRuntime(real_model, "CPU", tokenizer="/nonexistent/tokenizer.json", library=lib)
 
 
@@ -115,7 +116,7 @@ def test_a_failed_create_raises_the_library_message(lib, test_model):
     # Exactly the library's message.
     assert str(failure.value) == lib.c_embed_runtime_last_create_error().decode()
     assert str(failure.value).startswith("std_create_error:cannot read model file ")
-    with pytest.raises(EmbedRuntimeError, match="^std_create_error:model path is empty$"):
+    with pytest.raises(EmbedRuntimeError, match=f"^{re.escape(ERRORS['MODEL_PATH_EMPTY'])}$"):
         EmbedRuntime("", "CPU", library=lib)
 
 

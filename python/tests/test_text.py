@@ -7,12 +7,13 @@ from __future__ import annotations
 import ctypes
 import io
 import json
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, run_in_threads
+from conftest import ERRORS, REPO, run_in_threads
 from tokenizers import Tokenizer as HfTokenizer
 
 from c_embed_runtime import EmbedRuntime, EmbedRuntimeError, Tokenizer
@@ -174,12 +175,12 @@ def test_text_errors(lib, real_model, tokenizer_json, test_model, tmp_path):
         # Raw ctypes callers get the library's checks.
         out = np.zeros(384, np.float32).ctypes.data_as(ctypes.POINTER(ctypes.c_float))
         assert lib.c_embed_runtime_embed_text(runtime.handle, b"\xff", out) == 0
-        assert runtime.last_error == "std_error:text is not valid UTF-8 (invalid byte at offset 0)"
+        assert runtime.last_error == ERRORS["STD_ERROR"] + "text" + ERRORS["ARGUMENT_NOT_UTF8"] + " (invalid byte at offset 0)"
         assert lib.c_embed_runtime_embed_text(runtime.handle, None, out) == 0
-        assert runtime.last_error == "std_error:text is NULL"
+        assert runtime.last_error == ERRORS["STD_ERROR"] + "text" + ERRORS["ARGUMENT_IS_NULL"]
     bad = tmp_path / "tokenizer.json"
     bad.write_text('{"model": "not a tokenizer"}')
-    with pytest.raises(EmbedRuntimeError, match=r"^std_create_error:cannot load tokenizer .*tokenizer\.json: "):
+    with pytest.raises(EmbedRuntimeError, match="^" + re.escape(ERRORS["CANNOT_LOAD_TOKENIZER"]) + r" .*tokenizer\.json: "):
         EmbedRuntime(test_model("tiny_bert"), "CPU", tokenizer=bad, library=lib)
 
 
@@ -233,7 +234,7 @@ def test_cli_npy_to_stdout_and_file(real_model, tmp_path):
 def test_cli_errors(real_model, test_model):
     missing = run_cli("--model", real_model, "--tokenizer", "/nonexistent/tokenizer.json", "hi")
     assert missing.returncode == 1
-    assert b"std_create_error:cannot load tokenizer /nonexistent/tokenizer.json" in missing.stderr
+    assert f"{ERRORS['CANNOT_LOAD_TOKENIZER']} /nonexistent/tokenizer.json".encode() in missing.stderr
     no_tokenizer = run_cli("--model", test_model("tiny_bert"), "hi")
     assert no_tokenizer.returncode == 1 and b"no tokenizer" in no_tokenizer.stderr
     not_utf8 = run_cli("--model", real_model, stdin=b"fine\n\xff\n")

@@ -3,7 +3,7 @@
 //! helper threads may be held or waited on by threads that do not exist there.
 //! Each handle remembers the process generation it was made in; the child
 //! handler of `pthread_atfork` starts a new one, and a call on an older
-//! handle fails with [`STALE_HANDLE`] without touching its sessions or locks.
+//! handle fails with [`CREATED_BEFORE_FORK`] without touching its sessions or locks.
 //! Destroying such a handle in the child forgets it (its memory is leaked: its
 //! teardown would wait for the parent's threads).
 //!
@@ -17,11 +17,9 @@ use std::sync::{MutexGuard, Once};
 
 use super::registry::RegistryGuard;
 use super::{messages, Handle, HANDLES};
+#[cfg(doc)]
+use crate::error_strings::CREATED_BEFORE_FORK;
 use crate::watchdog::{self, ForkLock};
-
-/// The error of every call on a handle made before `fork()`, in the child.
-pub const STALE_HANDLE: &str =
-    "std_error:handle was created before fork(); create a new handle in the child";
 
 /// The process generation: 0 in the process that loaded the library, one more
 /// in each child of a `fork()`.

@@ -43,6 +43,7 @@ use self::messages::ThreadMessages;
 use self::registry::Registry;
 use crate::device;
 use crate::error::{CreateError, EmbedError, UNKNOWN_CREATE_ERROR, UNKNOWN_EMBED_ERROR};
+use crate::error_strings;
 use crate::runtime::{CreateOptions, EmbedRuntime, FallbackSignals, TokenRows};
 
 /// What a handle points to.
@@ -61,12 +62,12 @@ static HANDLES: Registry<Handle> = Registry::new();
 
 /// The live handle behind a caller's value; `None` for NULL, destroyed or
 /// foreign values (nothing the caller passed is dereferenced), and for a
-/// handle made before a `fork()` (after recording [`fork::STALE_HANDLE`] as
-/// this thread's error on it).
+/// handle made before a `fork()` (after recording
+/// [`error_strings::CREATED_BEFORE_FORK`] as this thread's error on it).
 fn handle_ref(handle: *mut c_void) -> Option<Arc<Handle>> {
     let handle = HANDLES.get(handle)?;
     if handle.generation != fork::generation() {
-        handle.errors.set(fork::STALE_HANDLE);
+        handle.errors.set(error_strings::whole::CREATED_BEFORE_FORK);
         return None;
     }
     Some(handle)
@@ -89,7 +90,7 @@ fn create_handle(
     let model_path = model_path
         .map(|p| Path::new(OsStr::from_bytes(p.to_bytes())))
         .filter(|p| !p.as_os_str().is_empty())
-        .ok_or_else(|| CreateError::library("model path is empty"))?;
+        .ok_or_else(|| CreateError::library(error_strings::MODEL_PATH_EMPTY))?;
     let devices = device::plan(requested_device.map(CStr::to_bytes))?;
     fork::install_handlers();
     let generation = fork::generation();
@@ -136,7 +137,8 @@ fn finish_create(created: Result<Handle, Option<CreateError>>) -> *mut c_void {
 ///   NULL or "" fails with "model path is empty".
 /// - `requested_device`: AUTO (NPU, then CUDA, then OpenVINO-GPU, then CPU),
 ///   NPU | INTEL_NPU, GPU | CUDA | NVIDIA | NVIDIA_GPU (CUDA, then OpenVINO-GPU),
-///   CPU | HOST; case-insensitive; NULL or "" means AUTO.
+///   CPU | HOST, OPENVINO_CPU (the OpenVINO provider on its CPU device);
+///   case-insensitive; NULL or "" means AUTO.
 /// - `seq_len`: tokens per call, clamped to at least 8. `embed` reads exactly
 ///   this many values from each array, even if the caller asked for fewer than 8.
 ///   Above 1,048,576 the create fails.
@@ -336,11 +338,8 @@ unsafe fn embed_rows(
                 optional_slice_mut(out_vecs, out_count),
             )
         };
-        let Some((ids, out)) = required(
-            &handle,
-            (ids, out),
-            "std_error:input_ids and out_vec must be non-NULL, aligned arrays",
-        ) else {
+        let Some((ids, out)) = required(&handle, (ids, out), error_strings::whole::NULL_ARRAYS)
+        else {
             return 0;
         };
         // NULL means "default"; a misaligned optional array is a caller's bug.
@@ -349,7 +348,7 @@ unsafe fn embed_rows(
         {
             handle
                 .errors
-                .set("std_error:attention_mask and token_type_ids must be NULL or aligned arrays");
+                .set(error_strings::whole::MISALIGNED_OPTIONAL_ARRAYS);
             return 0;
         }
         let tokens = TokenRows {
@@ -380,7 +379,7 @@ fn batch_sizes(handle: &Handle, rows: i64) -> Option<(usize, usize, usize)> {
         Some((n, tokens, outs))
     });
     if sizes.is_none() {
-        handle.errors.set("std_error:invalid_rows");
+        handle.errors.set(error_strings::whole::INVALID_ROWS);
     }
     sizes
 }
@@ -437,7 +436,8 @@ pub extern "C" fn c_embed_runtime_last_error(handle: *mut c_void) -> *const c_ch
     })
 }
 
-/// The device the handle runs on: "NPU", "CUDA", "GPU" (OpenVINO GPU) or "CPU";
+/// The device the handle runs on: "NPU", "CUDA", "GPU" (OpenVINO GPU),
+/// "OPENVINO_CPU" or "CPU";
 /// "invalid" for an invalid handle. A static string: valid for the life of the process.
 ///
 #[no_mangle]

@@ -11,12 +11,11 @@ use super::{
     batch_sizes, create_handle, finish_create, finish_embed, handle_ref, required, Handle,
 };
 use crate::error::EmbedError;
+use crate::error_strings;
 use crate::text::{RowMut, TextTokenizer};
 
 /// The error of a text call on a handle made without a tokenizer.
-const NO_TOKENIZER: EmbedError = EmbedError::library(
-    "no tokenizer: create the handle with c_embed_runtime_create_with_tokenizer",
-);
+const NO_TOKENIZER: EmbedError = EmbedError::library(error_strings::NO_TOKENIZER);
 
 /// Creates an embedding handle that also takes text: `c_embed_runtime_create`
 /// with the same arguments, plus the model's Hugging Face `tokenizer.json`
@@ -173,7 +172,7 @@ unsafe fn embed_texts(
         let Some((texts, out)) = required(
             &handle,
             (texts, out),
-            "std_error:texts and out_vec must be non-NULL, aligned arrays",
+            error_strings::whole::NULL_TEXT_ARRAYS,
         ) else {
             return 0;
         };
@@ -275,10 +274,13 @@ fn utf8(text: Option<&CStr>, naming: Naming, index: usize) -> Result<&str, Embed
         Naming::Single => "text".to_owned(),
         Naming::Indexed => format!("texts[{index}]"),
     };
-    let text = text.ok_or_else(|| EmbedError::library_owned(format!("{name} is NULL")))?;
+    let text = text.ok_or_else(|| {
+        EmbedError::library_owned(format!("{name}{}", error_strings::ARGUMENT_IS_NULL))
+    })?;
     text.to_str().map_err(|e| {
         EmbedError::library_owned(format!(
-            "{name} is not valid UTF-8 (invalid byte at offset {})",
+            "{name}{} (invalid byte at offset {})",
+            error_strings::ARGUMENT_NOT_UTF8,
             e.valid_up_to()
         ))
     })
