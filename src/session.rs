@@ -78,12 +78,18 @@ pub fn open(
     // From memory, ONNX Runtime reads external data from this folder (and, as
     // for a model opened from a file, never outside it). The option is a
     // UTF-8 string: a model in another directory is opened from its path.
+    // ONNX Runtime before 1.22 ignores the option (1.20 looks for external
+    // data in the current directory): a model that fails from memory is
+    // opened from its path, which also gives the error of a bad model as a
+    // model opened from a file has it.
     let session = match settings.model.directory.to_str() {
         Some(folder) => {
             builder = builder
                 .with_config_entry(EXTERNAL_DATA_FOLDER, folder)
                 .map_err(ort_error)?;
-            builder.commit_from_memory(&settings.model.bytes)
+            builder
+                .commit_from_memory(&settings.model.bytes)
+                .or_else(|_| builder.commit_from_file(&settings.model.path))
         }
         None => builder.commit_from_file(&settings.model.path),
     }
