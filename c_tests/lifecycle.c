@@ -9,6 +9,9 @@
  *   lifecycle --stack KIB MODEL     one create + embed on a thread with a KIB KiB
  *                                   stack (exit 0 if it worked; for the README's
  *                                   stack measurement)
+ *   lifecycle --threads N MODEL     one create + embed with N intra-op threads
+ *                                   (exit 0 if it worked; run under a process limit
+ *                                   for the README's thread-creation measurement)
  *
  *   MODEL_DIR   the models of tools/gen_test_models.py
  *   LIB         the libc_embed_runtime.so this program is linked with: copies of
@@ -612,14 +615,23 @@ static void case_huge_static_input(int64_t unused)
 
 /* ---- the stack-size probe ------------------------------------------------------ */
 
-static void *create_and_embed_once(void *path)
+/* Create with `threads` intra-op threads and one embed; returns 1 if both worked. */
+static int create_and_embed_with(const char *path, int32_t threads)
 {
-    void *h = c_embed_runtime_create(path, "CPU", 128, DIM, 1, 0);
+    void *h = c_embed_runtime_create(path, "CPU", 128, DIM, threads, 0);
     float *out = new_vec(DIM);
     int ok = h != NULL && embed_seed(h, 1, out);
+    if (h == NULL) {
+        fprintf(stderr, "%s\n", c_embed_runtime_last_create_error());
+    }
     c_embed_runtime_destroy(h);
     free(out);
-    return ok ? path : NULL;
+    return ok;
+}
+
+static void *create_and_embed_once(void *path)
+{
+    return create_and_embed_with(path, 1) ? path : NULL;
 }
 
 /* Exit 0 if create + embed work on a thread with a kib KiB stack. */
@@ -662,9 +674,14 @@ int main(int argc, char **argv)
     if (argc == 4 && strcmp(argv[1], "--stack") == 0) {
         return probe_stack(strtol(argv[2], NULL, 10), argv[3]);
     }
+    if (argc == 4 && strcmp(argv[1], "--threads") == 0) {
+        return create_and_embed_with(argv[3], (int32_t)strtol(argv[2], NULL, 10)) ? 0 : 1;
+    }
     if (argc < 3 || argc > 4) {
-        fprintf(stderr, "usage: %s MODEL_DIR LIB [FILTER]\n       %s --stack KIB MODEL\n", argv[0],
-                argv[0]);
+        fprintf(stderr,
+                "usage: %s MODEL_DIR LIB [FILTER]\n       %s --stack KIB MODEL\n       %s "
+                "--threads N MODEL\n",
+                argv[0], argv[0], argv[0]);
         return 2;
     }
     /* Absolute: some cases change the current directory. */
