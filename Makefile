@@ -22,8 +22,7 @@ CFLAGS_T := -std=c11 $(CWARN) -Iinclude -O1 -g
 CXXFLAGS_T := -std=c++17 $(CWARN) -Iinclude
 LINK_LIB := -L$(dir $(LIB)) -lc_embed_runtime -Wl,-rpath,$(abspath $(dir $(LIB))) -lpthread
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-# Runs $(1) with leak detection after checking the sanitizers are really linked
-# into it (or the run proves nothing).
+# Runs $(1) with leak checks, once its sanitizers are seen linked (else it proves nothing).
 ASAN_RUN = ldd $(1) | grep -q libasan && ldd $(1) | grep -q libubsan && ASAN_OPTIONS=detect_leaks=1 $(1)
 
 .PHONY: all setup build demo test lint test-rust test-c test-header test-symbols test-python \
@@ -52,6 +51,8 @@ $(TEST_MODELS_STAMP): $(VENV_STAMP) tools/gen_test_models.py
 build: $(VENV_STAMP)
 	cargo build --release
 	tools/stage_library.sh $(dir $(LIB))
+# Named as a target so that the pattern rules needing it apply before it exists.
+$(LIB): | build
 
 demo: setup build
 	cd python && ../$(VPY) -m c_embed_runtime.demo --model ../$(REAL_MODEL) --tokenizer ../$(dir $(REAL_MODEL))tokenizer.json
@@ -125,7 +126,6 @@ test-install: setup build
 EXAMPLES := embed_ids embed_text
 $(BUILD)/examples/%: examples/%.c examples/example_options.h include/c_embed_runtime.h $(LIB) | $(BUILD)/examples
 	$(CC) -std=c11 $(CWARN) -O2 -Iinclude $< $(LINK_LIB) -o $@
-
 examples: build $(addprefix $(BUILD)/examples/,$(EXAMPLES))
 
 test-examples: setup examples
