@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints the library's version, read from Cargo.toml, its one source (the
-# Makefile and the tools/*.sh scripts read it here).
+# tools/*.sh scripts read it here).
 #
 #   tools/version.sh
 set -euo pipefail
