@@ -11,8 +11,6 @@ PARAPHRASE_MODEL := models/paraphrase-MiniLM-L3-v2/model.onnx
 TEST_MODELS_STAMP := models/test/.generated
 LIB        := target/release/libc_embed_runtime.so
 BUILD      := build
-# The ONNX Runtime of the pinned onnxruntime wheel (what tests run against).
-ORT_LIB     = $(shell tools/stage_library.sh --ort-lib)
 export VPY
 
 CC       ?= gcc
@@ -27,7 +25,7 @@ ASAN_RUN = ldd $(1) | grep -q libasan && ldd $(1) | grep -q libubsan && ASAN_OPT
 
 .PHONY: all setup build demo test lint test-rust test-c test-header test-symbols test-python \
 	test-reliability check-valgrind install uninstall install-built test-install examples \
-	test-examples test-readme python-package bench fuzz-build fuzz clean
+	test-examples test-readme python-package wheel test-wheel bench fuzz-build fuzz clean
 
 all: build
 
@@ -39,10 +37,8 @@ $(VENV_STAMP): tools/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --disable-pip-version-check -r tools/requirements.txt
 	touch $@
-
 $(REAL_MODEL) $(PARAPHRASE_MODEL) &: $(VENV_STAMP) tools/fetch_models.py
 	$(VPY) tools/fetch_models.py models
-
 $(TEST_MODELS_STAMP): $(VENV_STAMP) tools/gen_test_models.py
 	$(VPY) tools/gen_test_models.py models/test > /dev/null
 	touch $@
@@ -63,7 +59,7 @@ clean:
 
 ## ---- tests --------------------------------------------------------------------
 
-test: setup build lint test-rust test-c test-header test-symbols test-python test-reliability test-install test-examples test-readme
+test: setup build lint test-rust test-c test-header test-symbols test-python test-reliability test-install test-examples test-readme test-wheel
 	@echo "make test: all suites passed"
 
 lint:
@@ -71,10 +67,9 @@ lint:
 	cargo clippy --release --all-targets -- -D warnings
 
 test-rust: setup
-	ORT_DYLIB_PATH=$(ORT_LIB) cargo test --release
+	cargo test --release
 
-# The C test programs: c_tests/NAME.c (or .cpp) -> $(BUILD)/c/NAME, and
-# $(BUILD)/c/NAME_asan under ASan+UBSan.
+# C test programs: c_tests/NAME.c (or .cpp) -> $(BUILD)/c/NAME; NAME_asan under ASan+UBSan.
 C_TESTS := test_abi test_abi_asan legacy_prototypes header_twice header_cpp
 RELIABILITY_TESTS := misuse misuse_asan stress stress_asan
 C_TEST_DEPS := c_tests/test_support.h include/c_embed_runtime.h $(LIB) | $(BUILD)/c
@@ -95,15 +90,15 @@ test-c: setup build $(addprefix $(BUILD)/c/,$(C_TESTS))
 	$(BUILD)/c/header_twice
 	$(BUILD)/c/header_cpp
 
-# The committed header is what build.rs generates from the code.
+# The committed files build.rs generates (header, _version.py, contract_errors.h) are fresh.
 test-header: build
-	git diff --exit-code -- include/
+	git diff --exit-code -- include/ python/c_embed_runtime/_version.py c_tests/contract_errors.h
 
 test-symbols: build
 	@tools/test_symbols.sh $(LIB)
 
 test-python: setup build
-	$(VPY) -m pytest -q python/tests
+	$(VPY) -m pytest -q python/tests --ignore=python/tests/test_wheel.py
 
 # Hostile callers and load (c_tests/misuse.c, c_tests/stress.c); stress bounds RSS
 # over create/destroy cycles, but not under ASan, whose quarantine moves RSS: -g 0.
@@ -159,8 +154,7 @@ install: install-built
 uninstall:
 	@$(INSTALL_VARS) tools/install.sh uninstall
 
-# Installs the Python package into .venv with the library and its ONNX Runtime
-# bundled; the copies are removed afterwards so the checkout keeps using target/release.
+# The Python package into .venv, the library and its ONNX Runtime bundled (only there).
 PY_LIBDIR := python/c_embed_runtime/lib
 python-package: setup build
 	rm -rf $(PY_LIBDIR) && mkdir -p $(PY_LIBDIR)
@@ -168,10 +162,17 @@ python-package: setup build
 	$(VPY) -m pip install --quiet --no-deps --no-build-isolation --force-reinstall ./python
 	rm -rf $(PY_LIBDIR) python/build python/c_embed_runtime.egg-info
 
+# The platform wheel with the library inside (tools/build_wheel.py): build/wheel/*.whl.
+wheel: build
+	$(VPY) tools/build_wheel.py --out $(BUILD)/wheel
+
+# The wheel installed into a fresh venv and used from elsewhere (needs the package registry or pip's cache).
+test-wheel: setup build
+	$(VPY) -m pytest -q python/tests/test_wheel.py
+
 ## ---- benchmarks and fuzzing ---------------------------------------------------
 
-# `make bench` (bench/README.md, tools/bench.sh). Iteration counts (override as
-# `make bench BENCH_CALLS=48`); the defaults take about 15-20 minutes on 2 cores.
+# `make bench` (bench/README.md, tools/bench.sh); iteration counts: BENCH_CALLS=48 etc.
 BENCH_CALLS        ?= 240
 BENCH_PADDED_CALLS ?= 40
 BENCH_RSS_CALLS    ?= 20000
@@ -191,7 +192,6 @@ bench: setup build $(BENCH_STAMP)
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_ARGS    ?=
-
 fuzz-build: $(VENV_STAMP)
 	FUZZ_CC="$(FUZZ_CC)" tools/fuzz.sh build
 

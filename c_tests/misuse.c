@@ -20,6 +20,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "c_embed_runtime.h"
+#include "contract_errors.h"
 #include "test_support.h"
 
 #include <errno.h>
@@ -41,8 +42,9 @@
 static int check_embed_error_at(where_t at, const char *what, const char *error)
 {
     int ok = error != NULL && error[0] != '\0' &&
-             (strncmp(error, "ort_error:", 10) == 0 || strncmp(error, "std_error:", 10) == 0 ||
-              strncmp(error, "unknown_error", 13) == 0);
+             (strncmp(error, ORT_ERROR, sizeof ORT_ERROR - 1) == 0 ||
+              strncmp(error, STD_ERROR, sizeof STD_ERROR - 1) == 0 ||
+              strncmp(error, UNKNOWN_EMBED_ERROR, sizeof UNKNOWN_EMBED_ERROR - 1) == 0);
     return record(at, ok, "%s is \"%s\", expected ort_error:/std_error:/unknown_error", what,
                   shown(error));
 }
@@ -50,9 +52,10 @@ static int check_embed_error_at(where_t at, const char *what, const char *error)
 /* A create error as documented: non-NULL, with a documented prefix. */
 static int check_create_error_at(where_t at, const char *what, const char *error)
 {
-    int ok = error != NULL && (strncmp(error, "std_create_error:", 17) == 0 ||
-                               strncmp(error, "ort_create_error:", 17) == 0 ||
-                               strncmp(error, "unknown_create_error", 20) == 0);
+    int ok = error != NULL &&
+             (strncmp(error, STD_CREATE_ERROR, sizeof STD_CREATE_ERROR - 1) == 0 ||
+              strncmp(error, ORT_CREATE_ERROR, sizeof ORT_CREATE_ERROR - 1) == 0 ||
+              strncmp(error, UNKNOWN_CREATE_ERROR, sizeof UNKNOWN_CREATE_ERROR - 1) == 0);
     return record(at, ok,
                   "%s is \"%s\", expected std_create_error:/ort_create_error:/unknown_create_error",
                   what, shown(error));
@@ -65,11 +68,6 @@ static int check_create_error_at(where_t at, const char *what, const char *error
 
 enum { SEQ = 16, DIM = 24, VOCAB = TEST_VOCAB, ROWS = 2 };
 
-#define INVALID_ROWS "std_error:invalid_rows"
-#define NULL_ARRAYS "std_error:input_ids and out_vec must be non-NULL, aligned arrays"
-#define UNSUPPORTED_DEVICE \
-    "std_create_error:unsupported requested_device (expected AUTO|NPU|GPU|CUDA|CPU)"
-#define EMPTY_PATH "std_create_error:model path is empty"
 
 static const char *g_model_dir;
 static const char *g_real_model;
@@ -322,7 +320,7 @@ static void case_token_id(int64_t id)
         }
         float *out = new_vec(DIM);
         CHECK_INT(c_embed_runtime_embed(h, ids, NULL, NULL, out), 0);
-        CHECK_PREFIX(c_embed_runtime_last_error(h), "ort_error:");
+        CHECK_PREFIX(c_embed_runtime_last_error(h), ORT_ERROR);
         CHECK(is_untouched(out, DIM));
         GOOD_EMBED(h);
         free(out);
@@ -335,7 +333,7 @@ static void case_token_id(int64_t id)
     batch[SEQ + 3] = id;
     float *outs = new_vec(ROWS * DIM);
     CHECK_INT(c_embed_runtime_embed_batch(h, ROWS, batch, NULL, NULL, outs), 0);
-    CHECK_PREFIX(c_embed_runtime_last_error(h), "ort_error:");
+    CHECK_PREFIX(c_embed_runtime_last_error(h), ORT_ERROR);
     GOOD_EMBED(h);
     free(outs);
     free(row);
@@ -436,8 +434,6 @@ static void case_null_arrays(int64_t unused)
  * not a request for the default: embed and embed_batch fail with the message
  * below, write nothing, and the handle stays usable.
  */
-#define MISALIGNED_OPTIONAL \
-    "std_error:attention_mask and token_type_ids must be NULL or aligned arrays"
 static void case_misaligned_optional_arrays(int64_t unused)
 {
     (void)unused;
@@ -453,13 +449,13 @@ static void case_misaligned_optional_arrays(int64_t unused)
         float *out = new_vec(DIM);
         CHECK_INT(c_embed_runtime_embed(h, ids, as_mask ? odd : NULL, as_mask ? NULL : odd, out),
                   0);
-        CHECK_STR(c_embed_runtime_last_error(h), MISALIGNED_OPTIONAL);
+        CHECK_STR(c_embed_runtime_last_error(h), MISALIGNED_OPTIONAL_ARRAYS);
         CHECK(is_untouched(out, DIM));
         float *outs = new_vec(ROWS * DIM);
         CHECK_INT(c_embed_runtime_embed_batch(h, ROWS, ids, as_mask ? odd : NULL,
                                               as_mask ? NULL : odd, outs),
                   0);
-        CHECK_STR(c_embed_runtime_last_error(h), MISALIGNED_OPTIONAL);
+        CHECK_STR(c_embed_runtime_last_error(h), MISALIGNED_OPTIONAL_ARRAYS);
         GOOD_EMBED(h);
         free(outs);
         free(out);
@@ -517,7 +513,7 @@ static void case_seq_len(int64_t seq_len)
     tiny_bert_path(path, sizeof path);
     if (seq_len > 1048576) {
         const char *error = CREATE_FAILS(path, "CPU", seq_len, DIM, 1);
-        CHECK_PREFIX(error, "std_create_error:");
+        CHECK_PREFIX(error, STD_CREATE_ERROR);
         CHECK_CONTAINS(error, "seq_len");
         return;
     }
@@ -625,18 +621,18 @@ static void case_path_directory(int64_t unused)
 {
     (void)unused;
     const char *error = CREATE_FAILS(g_model_dir, "CPU", SEQ, DIM, 1);
-    CHECK_PREFIX(error, "std_create_error:");
+    CHECK_PREFIX(error, STD_CREATE_ERROR);
     CHECK_CONTAINS(error, "directory");
     error = CREATE_FAILS("/", "CPU", SEQ, DIM, 1);
-    CHECK_PREFIX(error, "std_create_error:");
+    CHECK_PREFIX(error, STD_CREATE_ERROR);
 }
 
 static void case_path_empty(int64_t unused)
 {
     (void)unused;
-    CHECK_STR(CREATE_FAILS("", "CPU", SEQ, DIM, 1), EMPTY_PATH);
-    CHECK_STR(CREATE_FAILS(NULL, NULL, SEQ, DIM, 1), EMPTY_PATH);
-    CHECK_STR(CREATE_FAILS("", "a device that does not exist", SEQ, DIM, 1), EMPTY_PATH);
+    CHECK_STR(CREATE_FAILS("", "CPU", SEQ, DIM, 1), MODEL_PATH_EMPTY);
+    CHECK_STR(CREATE_FAILS(NULL, NULL, SEQ, DIM, 1), MODEL_PATH_EMPTY);
+    CHECK_STR(CREATE_FAILS("", "a device that does not exist", SEQ, DIM, 1), MODEL_PATH_EMPTY);
 }
 
 static void case_path_garbage(int64_t unused)
@@ -644,7 +640,7 @@ static void case_path_garbage(int64_t unused)
     (void)unused;
     char path[256];
     write_temp_file(path, sizeof path, "garbage", NULL, 64 * 1024);
-    CHECK_PREFIX(CREATE_FAILS(path, "CPU", SEQ, DIM, 1), "ort_create_error:");
+    CHECK_PREFIX(CREATE_FAILS(path, "CPU", SEQ, DIM, 1), ORT_CREATE_ERROR);
     unlink(path);
 }
 
@@ -658,7 +654,7 @@ static void case_path_truncated(int64_t halve)
     write_temp_file(path, sizeof path, "truncated", model, n);
     const char *error = CREATE_FAILS(path, "CPU", SEQ, DIM, 1);
     fprintf(stderr, "  [%s] %zu of %zu bytes: \"%s\"\n", g_context, n, size, shown(error));
-    CHECK_PREFIX(error, "ort_create_error:");
+    CHECK_PREFIX(error, ORT_CREATE_ERROR);
     unlink(path);
     free(model);
 }
@@ -673,7 +669,7 @@ static void case_path_non_utf8(int64_t unused)
     char missing[] = "/tmp/c_embed_misuse_missing_\xff\xfe.onnx";
     unlink(missing);
     const char *error = CREATE_FAILS(missing, "CPU", SEQ, DIM, 1);
-    CHECK_PREFIX(error, "std_create_error:");
+    CHECK_PREFIX(error, STD_CREATE_ERROR);
 
     char tiny[4096];
     tiny_bert_path(tiny, sizeof tiny);
@@ -722,13 +718,13 @@ static void case_path_1mib(int64_t unused)
     (void)unused;
     char *path = mib_string("a");
     path[0] = '/';
-    CHECK_PREFIX(CREATE_FAILS(path, "CPU", SEQ, DIM, 1), "std_create_error:");
+    CHECK_PREFIX(CREATE_FAILS(path, "CPU", SEQ, DIM, 1), STD_CREATE_ERROR);
     free(path);
     path = mib_string("/.");
-    CHECK_PREFIX(CREATE_FAILS(path, "CPU", SEQ, DIM, 1), "std_create_error:");
+    CHECK_PREFIX(CREATE_FAILS(path, "CPU", SEQ, DIM, 1), STD_CREATE_ERROR);
     free(path);
     path = mib_string("x");
-    CHECK_PREFIX(CREATE_FAILS(path, "CPU", SEQ, DIM, 1), "std_create_error:");
+    CHECK_PREFIX(CREATE_FAILS(path, "CPU", SEQ, DIM, 1), STD_CREATE_ERROR);
     free(path);
 }
 

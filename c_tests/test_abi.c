@@ -14,6 +14,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "c_embed_runtime.h"
+#include "contract_errors.h"
 #include "test_support.h"
 
 #include <pthread.h>
@@ -31,20 +32,14 @@
 /* ---- test data ---------------------------------------------------------------- */
 
 #define GATE_ENV "CDB_EMBED_GPU_ALLOW_OPENVINO_FALLBACK"
-#define UNSUPPORTED_DEVICE \
-    "std_create_error:unsupported requested_device (expected AUTO|NPU|GPU|CUDA|CPU)"
-#define NPU_UNAVAILABLE "std_create_error:OpenVINOExecutionProvider unavailable"
+#define NPU_UNAVAILABLE STD_CREATE_ERROR "OpenVINOExecutionProvider unavailable"
 #define GPU_GATE_OFF \
-    "std_create_error:CUDAExecutionProvider unavailable | OpenVINO GPU fallback disabled"
+    STD_CREATE_ERROR "CUDAExecutionProvider unavailable | OpenVINO GPU fallback disabled"
 #define GPU_GATE_ON \
-    "std_create_error:CUDAExecutionProvider unavailable | OpenVINOExecutionProvider unavailable"
+    STD_CREATE_ERROR "CUDAExecutionProvider unavailable | OpenVINOExecutionProvider unavailable"
 
 enum { SEQ = 16, VALID = 10, VOCAB = TEST_VOCAB, THREAD_CALLS = 200 };
 
-/* The library's version: Cargo.toml's package version (bump both together). */
-#define EXPECTED_VERSION "0.2.0"
-#define INVALID_ROWS "std_error:invalid_rows"
-#define NULL_ARRAYS "std_error:input_ids and out_vec must be non-NULL, aligned arrays"
 /* embed_batch runs at most this many rows at once (larger batches are split). */
 enum { BATCH_RUN = 32 };
 /* How close a batch row must be to the single embed of that row. */
@@ -358,17 +353,17 @@ static void test_create_errors(void)
 
     const create_fail_case cases[] = {
         {"NULL model path", NULL, NULL, "CPU", NULL, STR_EXACT,
-         "std_create_error:model path is empty", NULL},
+         MODEL_PATH_EMPTY, NULL},
         {"empty model path", NULL, "", "CPU", NULL, STR_EXACT,
-         "std_create_error:model path is empty", NULL},
+         MODEL_PATH_EMPTY, NULL},
         {"empty path beats a bad device", NULL, "", "TPU", NULL, STR_EXACT,
-         "std_create_error:model path is empty", NULL},
-        {"nonexistent model", NULL, missing, "CPU", NULL, STR_PREFIX, "std_create_error:",
+         MODEL_PATH_EMPTY, NULL},
+        {"nonexistent model", NULL, missing, "CPU", NULL, STR_PREFIX, STD_CREATE_ERROR,
          "does_not_exist.onnx"},
-        {"directory as model", NULL, g_model_dir, "CPU", NULL, STR_PREFIX, "std_create_error:",
+        {"directory as model", NULL, g_model_dir, "CPU", NULL, STR_PREFIX, STD_CREATE_ERROR,
          "directory"},
-        {"garbage model file", NULL, garbage, "CPU", NULL, STR_PREFIX, "ort_create_error:", NULL},
-        {"empty model file", NULL, empty, "CPU", NULL, STR_PREFIX, "ort_create_error:", NULL},
+        {"garbage model file", NULL, garbage, "CPU", NULL, STR_PREFIX, ORT_CREATE_ERROR, NULL},
+        {"empty model file", NULL, empty, "CPU", NULL, STR_PREFIX, ORT_CREATE_ERROR, NULL},
         {"device TPU", "tiny_bert.onnx", NULL, "TPU", NULL, STR_EXACT, UNSUPPORTED_DEVICE, NULL},
         {"device GPU0", "tiny_bert.onnx", NULL, "GPU0", NULL, STR_EXACT, UNSUPPORTED_DEVICE, NULL},
         {"device ' cpu'", "tiny_bert.onnx", NULL, " cpu", NULL, STR_EXACT, UNSUPPORTED_DEVICE,
@@ -402,23 +397,23 @@ static void test_create_errors(void)
         {"device nvidia, gate on", "tiny_bert.onnx", NULL, "nvidia", "on", STR_EXACT, GPU_GATE_ON,
          NULL},
         {"model without float output", "bad_no_float_output.onnx", NULL, "CPU", NULL, STR_PREFIX,
-         "std_create_error:", "float"},
+         STD_CREATE_ERROR, "float"},
         {"model with a sequence input", "bad_sequence_input.onnx", NULL, "CPU", NULL, STR_PREFIX,
-         "std_create_error:", "not a tensor"},
+         STD_CREATE_ERROR, "not a tensor"},
         /* Inputs the contract can never fill: refused at create, naming input, type and shape;
            the contract's embed reason comes first, so hosts matching it still do. */
         {"int32 extra input", "bad_int32_extra.onnx", NULL, "CPU", NULL, STR_PREFIX,
-         "std_create_error:unsupported_input_type: input 'extra_int32' is tensor(int32) "
+         STD_CREATE_ERROR "unsupported_input_type: input 'extra_int32' is tensor(int32) "
          "[batch, sequence]",
          NULL},
         {"float attention_mask", "bad_float_mask.onnx", NULL, "CPU", NULL, STR_EXACT,
-         "std_create_error:unsupported_input_type: input 'attention_mask' is tensor(float) "
+         STD_CREATE_ERROR "unsupported_input_type: input 'attention_mask' is tensor(float) "
          "[batch, sequence], the contract feeds it int64 token values",
          NULL},
         {"string input", "bad_string_input.onnx", NULL, "CPU", NULL, STR_PREFIX,
-         "std_create_error:unsupported_input_type: input 'text' is tensor(string) [batch]", NULL},
+         STD_CREATE_ERROR "unsupported_input_type: input 'text' is tensor(string) [batch]", NULL},
         {"400 MB static extra input", "bad_huge_extra.onnx", NULL, "CPU", NULL, STR_PREFIX,
-         "std_create_error:input_too_large: input 'huge_extra' is tensor(float) [1, 100000, 1000]",
+         STD_CREATE_ERROR "input_too_large: input 'huge_extra' is tensor(float) [1, 100000, 1000]",
          "400000000 bytes"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -455,8 +450,8 @@ static void test_devices_that_reach_the_cpu(void)
 static void test_last_create_error_reset(void)
 {
     CHECK(c_embed_runtime_create(NULL, "CPU", SEQ, 24, 1, 1) == NULL);
-    CHECK_STR(c_embed_runtime_last_create_error(), "std_create_error:model path is empty");
-    CHECK_STR(c_embed_runtime_last_create_error(), "std_create_error:model path is empty");
+    CHECK_STR(c_embed_runtime_last_create_error(), MODEL_PATH_EMPTY);
+    CHECK_STR(c_embed_runtime_last_create_error(), MODEL_PATH_EMPTY);
     void *h = OPEN("tiny_bert.onnx", SEQ, 24);
     CHECK_STR(c_embed_runtime_last_create_error(), "");
     CHECK_STR(c_embed_runtime_last_create_error(), "");
@@ -478,7 +473,7 @@ static void test_last_create_error_is_process_global(void)
     CHECK_INT(pthread_create(&thread, NULL, failing_create, NULL), 0);
     CHECK_INT(pthread_join(thread, &created), 0);
     CHECK(created == NULL);
-    CHECK_STR(c_embed_runtime_last_create_error(), "std_create_error:model path is empty");
+    CHECK_STR(c_embed_runtime_last_create_error(), MODEL_PATH_EMPTY);
     c_embed_runtime_destroy(h);
 }
 
@@ -557,9 +552,9 @@ static void test_embed_null_arrays(void)
     void *h = OPEN("tiny_bert.onnx", SEQ, 24);
     int64_t *ids = make_ids(SEQ, 1), *mask = make_mask(SEQ, VALID);
     CHECK_STR(c_embed_runtime_last_error(h), ""); /* nothing failed yet */
-    EMBED_FAILS(h, NULL, mask, STR_PREFIX, "std_error:");
+    EMBED_FAILS(h, NULL, mask, STR_PREFIX, STD_ERROR);
     CHECK_INT(c_embed_runtime_embed(h, ids, mask, NULL, NULL), 0);
-    CHECK_PREFIX(c_embed_runtime_last_error(h), "std_error:");
+    CHECK_PREFIX(c_embed_runtime_last_error(h), STD_ERROR);
     CHECK_INT(c_embed_runtime_embed(h, NULL, NULL, NULL, NULL), 0);
     free(EMBED(h, ids, mask, NULL)); /* and last_error is "" again */
     free(ids);
@@ -846,10 +841,10 @@ static void test_bad_output_models(void)
         const char *model;
         const char *error;
     } cases[] = {
-        {"bad_rank1_output.onnx", "std_error:unsupported_output_rank"},
-        {"bad_rank0_output.onnx", "std_error:empty_output"},
-        {"bad_wide_hidden.onnx", "std_error:invalid_hidden_dim"},
-        {"bad_empty_output.onnx", "std_error:empty_output"},
+        {"bad_rank1_output.onnx", UNSUPPORTED_OUTPUT_RANK},
+        {"bad_rank0_output.onnx", EMPTY_OUTPUT},
+        {"bad_wide_hidden.onnx", INVALID_HIDDEN_DIM},
+        {"bad_empty_output.onnx", EMPTY_OUTPUT},
     };
     int64_t *ids = make_ids(SEQ, 14), *mask = make_mask(SEQ, VALID);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -874,7 +869,7 @@ static void test_static_length_must_be_seq_len(void)
     model_path(path, sizeof path, "tiny_static16.onnx");
     CHECK(c_embed_runtime_create(path, "CPU", 32, 24, 1, 1) == NULL);
     CHECK_STR(c_embed_runtime_last_create_error(),
-              "std_create_error:input_length_mismatch: input 'input_ids' is tensor(int64) [1, 16], "
+              STD_CREATE_ERROR "input_length_mismatch: input 'input_ids' is tensor(int64) [1, 16], "
               "16 values per row, and seq_len is 32: the contract feeds it the caller's seq_len "
               "values");
     void *h = OPEN("tiny_static16.onnx", 16, 24);
@@ -901,7 +896,7 @@ static void test_non_finite_output_fails(void)
         out[i] = -7.0f;
     }
     CHECK_INT(c_embed_runtime_embed(h, ids, mask, NULL, out), 0);
-    CHECK_STR(c_embed_runtime_last_error(h), "std_error:non_finite_output");
+    CHECK_STR(c_embed_runtime_last_error(h), NON_FINITE_OUTPUT);
     CHECK(out[0] == -7.0f && out[23] == -7.0f);
     int64_t batch_ids[2 * SEQ], batch_mask[2 * SEQ];
     for (size_t i = 0; i < SEQ; i++) {
@@ -911,7 +906,7 @@ static void test_non_finite_output_fails(void)
     }
     float batch_out[2 * 24];
     CHECK_INT(c_embed_runtime_embed_batch(h, 2, batch_ids, batch_mask, NULL, batch_out), 0);
-    CHECK_STR(c_embed_runtime_last_error(h), "std_error:non_finite_output");
+    CHECK_STR(c_embed_runtime_last_error(h), NON_FINITE_OUTPUT);
     ids[3] = 5;
     float *again = EMBED(h, ids, mask, NULL); /* the handle keeps working */
     CHECK_UNIT(again, 24);
@@ -933,7 +928,7 @@ static void test_out_of_vocabulary_ids(void)
         set_context("id %lld", (long long)bad_ids[i]);
         int64_t *ids = make_ids(SEQ, 15);
         ids[3] = bad_ids[i];
-        EMBED_FAILS(h, ids, mask, STR_PREFIX, "ort_error:");
+        EMBED_FAILS(h, ids, mask, STR_PREFIX, ORT_ERROR);
         float *v = EMBED(h, good, mask, NULL); /* recovers: 1 and last_error "" */
         CHECK(same_bits(v, expected, 24));
         free(v);
@@ -1117,7 +1112,7 @@ static void test_embed_batch_bad_arguments(void)
     CHECK_STR(c_embed_runtime_last_error(h), NULL_ARRAYS);
     /* both wrong: 0 and some std_error */
     CHECK_INT(c_embed_runtime_embed_batch(h, 0, NULL, NULL, NULL, NULL), 0);
-    CHECK_PREFIX(c_embed_runtime_last_error(h), "std_error:");
+    CHECK_PREFIX(c_embed_runtime_last_error(h), STD_ERROR);
 
     float *again = EMBED_BATCH(h, ROWS, ids, masks, NULL);
     CHECK(same_bits(again, expected, ROWS * 24));
@@ -1154,11 +1149,11 @@ static void test_embed_batch_ort_error_recovers(void)
         bad[cases[i].bad_row * SEQ + cases[i].position] = 1000000;
         float *out = new_vec(rows * 24);
         CHECK_INT(c_embed_runtime_embed_batch(h, (int64_t)rows, bad, masks, NULL, out), 0);
-        CHECK_PREFIX(c_embed_runtime_last_error(h), "ort_error:");
+        CHECK_PREFIX(c_embed_runtime_last_error(h), ORT_ERROR);
         float *v = EMBED_BATCH(h, rows, ids, masks, NULL);
         CHECK(same_bits(v, expected, rows * 24));
         CHECK_INT(c_embed_runtime_embed_batch(h, (int64_t)rows, bad, NULL, NULL, out), 0);
-        CHECK_PREFIX(c_embed_runtime_last_error(h), "ort_error:");
+        CHECK_PREFIX(c_embed_runtime_last_error(h), ORT_ERROR);
         free(EMBED(h, ids, NULL, NULL)); /* a single embed recovers too */
         free(v);
         free(out);
@@ -1231,7 +1226,7 @@ static void test_version(void)
 {
     const char *version = c_embed_runtime_version();
     CHECK(version != NULL);
-    CHECK_STR(version, EXPECTED_VERSION);
+    CHECK_STR(version, C_EMBED_RUNTIME_VERSION); /* the header's: Cargo.toml's */
     CHECK(version != NULL && is_semver(version));
     CHECK(c_embed_runtime_version() == version); /* one static string */
     CHECK(!is_semver("0.2") && !is_semver("0.2.0-rc1") && !is_semver("a.b.c")); /* the checker */
@@ -1305,7 +1300,7 @@ static void test_error_string_survives_other_threads(void)
     float *out = new_vec(24);
     CHECK_INT(c_embed_runtime_embed(h, bad, NULL, NULL, out), 0);
     const char *error = c_embed_runtime_last_error(h);
-    CHECK_PREFIX(error, "ort_error:");
+    CHECK_PREFIX(error, ORT_ERROR);
 
     embed_job jobs[2] = {{h, bad, NULL, NULL, 24, 3, 0, 0}, {h, good, NULL, NULL, 24, 3, 0, 0}};
     for (int t = 0; t < 2; t++) {
@@ -1315,7 +1310,7 @@ static void test_error_string_survives_other_threads(void)
     }
     CHECK_INT(jobs[0].failures, 3);
     CHECK_INT(jobs[1].failures, 0);
-    CHECK_PREFIX(error, "ort_error:"); /* still readable (ASan: not freed) */
+    CHECK_PREFIX(error, ORT_ERROR); /* still readable (ASan: not freed) */
     free(out);
     free(bad);
     free(good);
@@ -1404,8 +1399,8 @@ static void test_concurrent_batches(void)
 
 #define TINY_TOKENIZER "tiny_tokenizer.json"
 #define NO_TOKENIZER \
-    "std_error:no tokenizer: create the handle with c_embed_runtime_create_with_tokenizer"
-#define NULL_TEXTS "std_error:texts and out_vec must be non-NULL, aligned arrays"
+    STD_ERROR "no tokenizer: create the handle with c_embed_runtime_create_with_tokenizer"
+#define NULL_TEXTS STD_ERROR "texts and out_vec must be non-NULL, aligned arrays"
 
 /* A tiny_bert handle with the WordPiece tokenizer of tools/gen_test_models.py. */
 static void *open_text_at(where_t at, int64_t seq_len, int32_t out_dim)
@@ -1460,10 +1455,10 @@ static void test_text_create_errors(void)
         str_match_t match;
         const char *error;
     } cases[] = {
-        {NULL, STR_EXACT, "std_create_error:tokenizer path is empty"},
-        {"", STR_EXACT, "std_create_error:tokenizer path is empty"},
+        {NULL, STR_EXACT, STD_CREATE_ERROR "tokenizer path is empty"},
+        {"", STR_EXACT, STD_CREATE_ERROR "tokenizer path is empty"},
         {"/nonexistent/tokenizer.json", STR_PREFIX,
-         "std_create_error:cannot load tokenizer /nonexistent/tokenizer.json: "},
+         STD_CREATE_ERROR "cannot load tokenizer /nonexistent/tokenizer.json: "},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         set_context("tokenizer %s", cases[i].tokenizer ? cases[i].tokenizer : "NULL");
@@ -1478,10 +1473,10 @@ static void test_text_create_errors(void)
     CHECK(c_embed_runtime_create_with_tokenizer(model, dir, "CPU", SEQ, 24, 1, 1) == NULL);
     CHECK_CONTAINS(c_embed_runtime_last_create_error(), "is a directory");
     CHECK(c_embed_runtime_create_with_tokenizer(model, not_json, "CPU", SEQ, 24, 1, 1) == NULL);
-    CHECK_PREFIX(c_embed_runtime_last_create_error(), "std_create_error:cannot load tokenizer ");
+    CHECK_PREFIX(c_embed_runtime_last_create_error(), STD_CREATE_ERROR "cannot load tokenizer ");
     /* the model's errors come first, as with c_embed_runtime_create */
     CHECK(c_embed_runtime_create_with_tokenizer(NULL, NULL, "CPU", SEQ, 24, 1, 1) == NULL);
-    CHECK_STR(c_embed_runtime_last_create_error(), "std_create_error:model path is empty");
+    CHECK_STR(c_embed_runtime_last_create_error(), MODEL_PATH_EMPTY);
     void *h = OPEN_TEXT(SEQ, 24);
     CHECK_STR(c_embed_runtime_last_create_error(), "");
     c_embed_runtime_destroy(h);
@@ -1548,24 +1543,24 @@ static void test_text_matches_ids(void)
 static void test_text_bad_arguments(void)
 {
     void *h = OPEN_TEXT(SEQ, 24);
-    EMBED_TEXT_FAILS(h, NULL, "std_error:text is NULL");
-    EMBED_TEXT_FAILS(h, "caf\xc3", "std_error:text is not valid UTF-8 (invalid byte at offset 3)");
-    EMBED_TEXT_FAILS(h, "\xff hello", "std_error:text is not valid UTF-8 (invalid byte at offset 0)");
+    EMBED_TEXT_FAILS(h, NULL, STD_ERROR "text is NULL");
+    EMBED_TEXT_FAILS(h, "caf\xc3", STD_ERROR "text is not valid UTF-8 (invalid byte at offset 3)");
+    EMBED_TEXT_FAILS(h, "\xff hello", STD_ERROR "text is not valid UTF-8 (invalid byte at offset 0)");
     CHECK_INT(c_embed_runtime_embed_text(h, "hello", NULL), 0);
     CHECK_STR(c_embed_runtime_last_error(h), NULL_TEXTS);
     int64_t *ids = make_ids(SEQ, 4);
     CHECK_INT(c_embed_runtime_tokenize(h, NULL, ids, NULL, NULL), -1);
-    CHECK_STR(c_embed_runtime_last_error(h), "std_error:text is NULL");
+    CHECK_STR(c_embed_runtime_last_error(h), STD_ERROR "text is NULL");
     CHECK_INT(c_embed_runtime_tokenize(h, "\xc0\xaf", ids, NULL, NULL), -1);
-    CHECK_PREFIX(c_embed_runtime_last_error(h), "std_error:text is not valid UTF-8");
+    CHECK_PREFIX(c_embed_runtime_last_error(h), STD_ERROR "text is not valid UTF-8");
 
     const char *texts[] = {"hello", NULL, "\xff"};
     float *out = new_vec(3 * 24);
     CHECK_INT(c_embed_runtime_embed_text_batch(h, texts, 3, out), 0);
-    CHECK_STR(c_embed_runtime_last_error(h), "std_error:texts[1] is NULL");
+    CHECK_STR(c_embed_runtime_last_error(h), STD_ERROR "texts[1] is NULL");
     texts[1] = "world";
     CHECK_INT(c_embed_runtime_embed_text_batch(h, texts, 3, out), 0);
-    CHECK_STR(c_embed_runtime_last_error(h), "std_error:texts[2] is not valid UTF-8 (invalid byte at offset 0)");
+    CHECK_STR(c_embed_runtime_last_error(h), STD_ERROR "texts[2] is not valid UTF-8 (invalid byte at offset 0)");
     CHECK_INT(c_embed_runtime_embed_text_batch(h, texts, 0, out), 0);
     CHECK_STR(c_embed_runtime_last_error(h), INVALID_ROWS);
     CHECK_INT(c_embed_runtime_embed_text_batch(h, texts, -1, out), 0);

@@ -35,6 +35,10 @@
 
 #include <stdint.h>
 
+/** The version c_embed_runtime_version() returns, as this header's library has it. */
+#define C_EMBED_RUNTIME_VERSION "0.2.0"
+#define C_EMBED_RUNTIME_VERSION_MAJOR 0
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

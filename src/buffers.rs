@@ -500,7 +500,9 @@ impl ModelRunner {
     pub fn layout(&self, shape: &[i64], rows: usize) -> Result<OutputLayout, EmbedError> {
         let layout = OutputLayout::from_shape(shape, self.seq_len, rows, self.policy.time_major)?;
         if self.hidden != 0 && layout.hidden() != self.hidden {
-            return Err(EmbedError::library("invalid_hidden_dim"));
+            return Err(EmbedError::library(
+                crate::error_strings::INVALID_HIDDEN_DIM,
+            ));
         }
         Ok(layout)
     }

@@ -15,9 +15,7 @@ use crate::error::CreateError;
 /// Gate for the OpenVINO-GPU step.
 pub const OPENVINO_GPU_GATE_ENV: &str = "CDB_EMBED_GPU_ALLOW_OPENVINO_FALLBACK";
 
-/// The message for a device string this library does not know.
-pub const UNSUPPORTED_DEVICE: &str =
-    "unsupported requested_device (expected AUTO|NPU|GPU|CUDA|CPU)";
+use crate::error_strings::UNSUPPORTED_DEVICE;
 
 /// A device a session can run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

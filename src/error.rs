@@ -6,6 +6,9 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::error_strings::{ORT_CREATE_ERROR, ORT_ERROR, STD_CREATE_ERROR, STD_ERROR};
+pub use crate::error_strings::{UNKNOWN_CREATE_ERROR, UNKNOWN_EMBED_ERROR};
+
 /// Where a failure came from; decides the prefix of the ABI error string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
@@ -54,8 +57,8 @@ impl CreateError {
 impl fmt::Display for CreateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let prefix = match self.origin {
-            Origin::OnnxRuntime => "ort_create_error:",
-            Origin::Library => "std_create_error:",
+            Origin::OnnxRuntime => ORT_CREATE_ERROR,
+            Origin::Library => STD_CREATE_ERROR,
         };
         write!(f, "{prefix}{}", self.message)
     }
@@ -97,17 +100,12 @@ impl EmbedError {
 impl fmt::Display for EmbedError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let prefix = match self.origin {
-            Origin::OnnxRuntime => "ort_error:",
-            Origin::Library => "std_error:",
+            Origin::OnnxRuntime => ORT_ERROR,
+            Origin::Library => STD_ERROR,
         };
         write!(f, "{prefix}{}", self.message)
     }
 }
-
-/// The ABI string for a failure whose origin is unknown (a caught panic).
-pub const UNKNOWN_CREATE_ERROR: &str = "unknown_create_error";
-/// The ABI string for an embed failure whose origin is unknown (a caught panic).
-pub const UNKNOWN_EMBED_ERROR: &str = "unknown_error";
 
 #[cfg(test)]
 mod tests {

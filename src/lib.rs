@@ -12,6 +12,7 @@
 //! - [`model`]: model checks, input filling and output selection.
 //! - [`pooling`]: mean pooling, folding and normalisation.
 //! - [`fallback`]: CPU-fallback signal detection.
+//! - [`error_strings`]: the contract's fixed error strings (also written for the C and Python tests).
 //! - [`loader`]: finding and loading the ONNX Runtime library.
 //! - [`text`] (feature `text`, on by default): `tokenizer.json` tokenizers and text in.
 //! - `alloc_counter` (feature `alloc-counter`, benchmark builds only): counts Rust heap allocations.
@@ -24,6 +25,7 @@ pub mod batching;
 pub mod buffers;
 pub mod device;
 pub mod error;
+pub mod error_strings;
 pub mod execution;
 pub mod fallback;
 pub mod ffi;

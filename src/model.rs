@@ -56,9 +56,28 @@ pub struct InputSpec {
     pub elements: usize,
 }
 
+/// A model input or output as the checks below see it: its name and type.
+///
+/// The session's are `ort`'s `Outlet`s; the unit tests use a plain struct,
+/// since making an `Outlet` calls into ONNX Runtime.
+pub trait Port {
+    fn name(&self) -> &str;
+    fn dtype(&self) -> &ValueType;
+}
+
+impl Port for Outlet {
+    fn name(&self) -> &str {
+        Outlet::name(self)
+    }
+
+    fn dtype(&self) -> &ValueType {
+        Outlet::dtype(self)
+    }
+}
+
 /// The contract's create-time model checks: at least one input and one output,
 /// every input a tensor, no empty names.
-pub fn check_model(inputs: &[Outlet], outputs: &[Outlet]) -> Result<(), CreateError> {
+pub fn check_model<P: Port>(inputs: &[P], outputs: &[P]) -> Result<(), CreateError> {
     if inputs.is_empty() {
         return Err(CreateError::library("model has no inputs"));
     }
@@ -109,7 +128,7 @@ impl OutputType {
 /// The output that is read: the first floating-point tensor output (f32, f16 or
 /// bf16), and its type. (The legacy library read output 0 whatever its type, and
 /// returned garbage for an int64 output.)
-pub fn select_output(outputs: &[Outlet]) -> Result<(usize, OutputType), CreateError> {
+pub fn select_output(outputs: &[impl Port]) -> Result<(usize, OutputType), CreateError> {
     outputs
         .iter()
         .enumerate()
@@ -141,14 +160,14 @@ pub fn resolve_shape(declared: &[i64], seq_len: usize) -> Vec<i64> {
 
 /// Plans every input in model order, or says why the contract can never feed
 /// this model (a create error).
-pub fn plan_inputs(inputs: &[Outlet], seq_len: usize) -> Result<Vec<InputSpec>, CreateError> {
+pub fn plan_inputs(inputs: &[impl Port], seq_len: usize) -> Result<Vec<InputSpec>, CreateError> {
     inputs
         .iter()
         .map(|input| plan_input(input, seq_len))
         .collect()
 }
 
-fn plan_input(input: &Outlet, seq_len: usize) -> Result<InputSpec, CreateError> {
+fn plan_input(input: &impl Port, seq_len: usize) -> Result<InputSpec, CreateError> {
     let refuse = |why: &str| {
         CreateError::library(format!(
             "{UNSUPPORTED_INPUT}: input '{}' is {}, {why}",
@@ -265,15 +284,31 @@ mod tests {
     use super::*;
     use ort::value::{Shape, SymbolicDimensions};
 
-    fn tensor(name: &str, ty: TensorElementType, dims: &[i64]) -> Outlet {
-        Outlet::new(
-            name,
-            ValueType::Tensor {
+    /// A model port that needs no ONNX Runtime.
+    struct TestPort {
+        name: String,
+        dtype: ValueType,
+    }
+
+    impl Port for TestPort {
+        fn name(&self) -> &str {
+            &self.name
+        }
+
+        fn dtype(&self) -> &ValueType {
+            &self.dtype
+        }
+    }
+
+    fn tensor(name: &str, ty: TensorElementType, dims: &[i64]) -> TestPort {
+        TestPort {
+            name: name.to_owned(),
+            dtype: ValueType::Tensor {
                 ty,
                 shape: Shape::new(dims.iter().copied()),
                 dimension_symbols: SymbolicDimensions::empty(dims.len()),
             },
-        )
+        }
     }
 
     #[test]
@@ -317,7 +352,7 @@ mod tests {
     #[test]
     fn inputs_the_contract_cannot_fill_are_refused_at_create() {
         let err =
-            |inputs: &[Outlet], seq_len| plan_inputs(inputs, seq_len).unwrap_err().to_string();
+            |inputs: &[TestPort], seq_len| plan_inputs(inputs, seq_len).unwrap_err().to_string();
         let int32 = [tensor("extra", TensorElementType::Int32, &[-1, -1])];
         assert_eq!(
             err(&int32, 8),
@@ -377,8 +412,8 @@ mod tests {
     fn create_checks() {
         let ok = [tensor("x", TensorElementType::Int64, &[1])];
         assert!(check_model(&ok, &ok).is_ok());
-        assert!(check_model(&[], &ok).is_err());
-        assert!(check_model(&ok, &[]).is_err());
+        assert!(check_model(&[] as &[TestPort], &ok).is_err());
+        assert!(check_model(&ok, &[] as &[TestPort]).is_err());
         let unnamed = [tensor("", TensorElementType::Int64, &[1])];
         assert!(check_model(&ok, &unnamed).is_err());
     }

@@ -7,6 +7,9 @@
 //! (exactly: every such value is an f32) and pooled the same way.
 
 use crate::error::EmbedError;
+use crate::error_strings::{
+    EMPTY_OUTPUT, INVALID_HIDDEN_DIM, INVALID_TOKEN_DIM, NON_FINITE_OUTPUT, UNSUPPORTED_OUTPUT_RANK,
+};
 
 /// Largest accepted hidden size (last output dimension).
 pub const MAX_HIDDEN: i64 = 16_384;
@@ -94,20 +97,20 @@ impl OutputLayout {
     ) -> Result<Self, EmbedError> {
         let rank = shape.len();
         if rank == 0 || shape.contains(&0) {
-            return Err(EmbedError::library("empty_output"));
+            return Err(EmbedError::library(EMPTY_OUTPUT));
         }
         if rank == 1 {
-            return Err(EmbedError::library("unsupported_output_rank"));
+            return Err(EmbedError::library(UNSUPPORTED_OUTPUT_RANK));
         }
         let hidden = shape[rank - 1];
         if !(1..=MAX_HIDDEN).contains(&hidden) {
-            return Err(EmbedError::library("invalid_hidden_dim"));
+            return Err(EmbedError::library(INVALID_HIDDEN_DIM));
         }
         let hidden = hidden as usize;
         let elements = shape
             .iter()
             .try_fold(1usize, |n, &d| n.checked_mul(usize::try_from(d).ok()?))
-            .ok_or(EmbedError::library("invalid_token_dim"))?;
+            .ok_or(EmbedError::library(INVALID_TOKEN_DIM))?;
         let batch_dim = usize::from(time_major && rank == 3);
         if rows > 1 && usize::try_from(shape[batch_dim]) != Ok(rows) {
             return Err(EmbedError::library("batch_output_mismatch"));
@@ -199,7 +202,7 @@ pub fn pool<T: OutputElement>(
 pub fn fold_and_normalize(pooled: &[f32], out: &mut [f32]) -> Result<(), EmbedError> {
     let n = pooled.len().min(out.len());
     if !pooled[..n].iter().all(|x| x.is_finite()) {
-        return Err(EmbedError::library("non_finite_output"));
+        return Err(EmbedError::library(NON_FINITE_OUTPUT));
     }
     out[..n].copy_from_slice(&pooled[..n]);
     out[n..].fill(0.0);
@@ -369,7 +372,7 @@ mod tests {
             let mut out = [7.0f32; 2];
             assert_eq!(
                 fold_and_normalize(&[1.0, bad], &mut out).unwrap_err(),
-                EmbedError::library("non_finite_output")
+                EmbedError::library(NON_FINITE_OUTPUT)
             );
             assert_eq!(out, [7.0, 7.0], "out untouched");
             // A value folded away does not reach the vector.

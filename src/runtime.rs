@@ -565,7 +565,7 @@ impl Drop for Crew {
 
 fn check_model_path(path: &Path) -> Result<(), CreateError> {
     if path.as_os_str().is_empty() {
-        return Err(CreateError::library("model path is empty"));
+        return Err(CreateError::library(crate::error_strings::MODEL_PATH_EMPTY));
     }
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => Err(CreateError::library(format!(

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _onnxruntime
 from ._version import __version__
 
 __all__ = [
@@ -158,6 +159,9 @@ def library_candidates() -> list[tuple[str, str]]:
 # file again returns the same CDLL (whose functions are already declared).
 _LOADED: dict[str, ctypes.CDLL] = {}
 _LOAD_LOCK = threading.Lock()
+# Set when the bundled library was loaded and no ONNX Runtime was found for it:
+# what to install, added to a create error that could not load ONNX Runtime.
+_missing_runtime_hint = ""
 
 
 def load(library: str | os.PathLike | ctypes.CDLL | None = None) -> ctypes.CDLL:
@@ -165,7 +169,9 @@ def load(library: str | os.PathLike | ctypes.CDLL | None = None) -> ctypes.CDLL:
     function of :data:`PROTOTYPES` and checks its version.
 
     ``library``: a path, an already loaded ``CDLL`` (declared and checked here), or
-    None for the first of :func:`library_candidates` that loads. Raises
+    None for the first of :func:`library_candidates` that loads (the bundled one
+    then takes ONNX Runtime from the installed ``onnxruntime`` package, any
+    flavour, unless ``$ORT_DYLIB_PATH`` is set: see ``_onnxruntime``). Raises
     :class:`EmbedRuntimeError` when nothing loads (saying what was tried), when the
     library lacks a function, or when its major.minor version is not the package's.
     """
@@ -187,6 +193,9 @@ def load(library: str | os.PathLike | ctypes.CDLL | None = None) -> ctypes.CDLL:
                 raise
             tried.append(str(failure))
             continue
+        if where == "bundled":
+            global _missing_runtime_hint
+            _missing_runtime_hint = _onnxruntime.prefer_installed_runtime()
         return _prepare(lib, path)
     raise EmbedRuntimeError(
         f"could not load {LIBRARY_NAME}; tried " + "; ".join(tried) + f" (set {LIBRARY_ENV} to its path)"
@@ -416,7 +425,10 @@ class EmbedRuntime:
                 os.fsencode(model), os.fsencode(tokenizer_path), *arguments
             )
         if not handle:
-            raise EmbedRuntimeError(_text(lib.c_embed_runtime_last_create_error()))
+            message = _text(lib.c_embed_runtime_last_create_error())
+            if _missing_runtime_hint and "could not load ONNX Runtime" in message:
+                message = f"{message} ({_missing_runtime_hint})"
+            raise EmbedRuntimeError(message)
         self._handle = handle
         try:
             self._seq_len = int(lib.c_embed_runtime_seq_len(handle))

@@ -41,6 +41,17 @@ def cargo_version() -> str:
     return tomllib.loads(text)["package"]["version"]
 
 
+def _contract_errors() -> dict[str, str]:
+    """The contract's fixed error strings by name, whole: c_tests/contract_errors.h,
+    which build.rs generates from src/error_strings.rs (their one source)."""
+    header = (REPO / "c_tests" / "contract_errors.h").read_text()
+    return dict(re.findall(r'^#define (\w+) "([^"]*)"$', header, re.M))
+
+
+#: e.g. ``ERRORS["INVALID_ROWS"] == "std_error:invalid_rows"``.
+ERRORS = _contract_errors()
+
+
 def header_functions() -> set[str]:
     """The functions include/c_embed_runtime.h declares (generated from the code)."""
     header = (REPO / "include" / "c_embed_runtime.h").read_text()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from c_embed_runtime import PROTOTYPES, EmbedRuntime, EmbedRuntimeError, Tokenizer
-from conftest import header_functions
+from conftest import ERRORS, header_functions
 
 
 def test_every_prototype_is_declared_as_the_spec_says(lib):
@@ -40,10 +40,10 @@ def test_legacy_host_flow_on_the_real_model(lib, real_model, tokenizer_json):
 @pytest.mark.parametrize(
     "device,message",
     [
-        ("NPU", "std_create_error:OpenVINOExecutionProvider unavailable"),
-        ("intel_npu", "std_create_error:OpenVINOExecutionProvider unavailable"),
-        ("GPU", "std_create_error:CUDAExecutionProvider unavailable | OpenVINO GPU fallback disabled"),
-        ("tpu", "std_create_error:unsupported requested_device (expected AUTO|NPU|GPU|CUDA|CPU)"),
+        ("NPU", ERRORS["STD_CREATE_ERROR"] + "OpenVINOExecutionProvider unavailable"),
+        ("intel_npu", ERRORS["STD_CREATE_ERROR"] + "OpenVINOExecutionProvider unavailable"),
+        ("GPU", ERRORS["STD_CREATE_ERROR"] + "CUDAExecutionProvider unavailable | OpenVINO GPU fallback disabled"),
+        ("tpu", ERRORS["UNSUPPORTED_DEVICE"]),
     ],
 )
 def test_unavailable_devices_fail_with_the_contract_message(lib, test_model, device, message, monkeypatch):
@@ -73,10 +73,10 @@ def test_embed_errors_keep_the_handle_usable(lib, test_model):
 @pytest.mark.parametrize(
     "model,error",
     [
-        ("bad_rank1_output", "std_error:unsupported_output_rank"),
-        ("bad_rank0_output", "std_error:empty_output"),
-        ("bad_empty_output", "std_error:empty_output"),
-        ("bad_wide_hidden", "std_error:invalid_hidden_dim"),
+        ("bad_rank1_output", ERRORS["UNSUPPORTED_OUTPUT_RANK"]),
+        ("bad_rank0_output", ERRORS["EMPTY_OUTPUT"]),
+        ("bad_empty_output", ERRORS["EMPTY_OUTPUT"]),
+        ("bad_wide_hidden", ERRORS["INVALID_HIDDEN_DIM"]),
     ],
 )
 def test_unusable_outputs_fail_each_embed(lib, test_model, model, error):

@@ -3,13 +3,14 @@ the default tokenizer, errors, closing, and threads sharing one runtime."""
 
 from __future__ import annotations
 
+import re
 
 import numpy as np
 import pytest
 
 from c_embed_runtime import EmbedRuntime, EmbedRuntimeError, Tokenizer
 from c_embed_runtime.demo import SENTENCES
-from conftest import run_in_threads
+from conftest import ERRORS, run_in_threads
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +116,7 @@ def test_a_failed_create_raises_the_library_message(lib, test_model):
     # Exactly the library's message.
     assert str(failure.value) == lib.c_embed_runtime_last_create_error().decode()
     assert str(failure.value).startswith("std_create_error:cannot read model file ")
-    with pytest.raises(EmbedRuntimeError, match="^std_create_error:model path is empty$"):
+    with pytest.raises(EmbedRuntimeError, match=f"^{re.escape(ERRORS['MODEL_PATH_EMPTY'])}$"):
         EmbedRuntime("", "CPU", library=lib)
 
 

@@ -13,10 +13,10 @@ import pytest
 
 from c_embed_runtime import EmbedRuntime, EmbedRuntimeError, Tokenizer, version
 from c_embed_runtime.demo import SENTENCES
-from conftest import cargo_version, run_in_threads
+from conftest import ERRORS, cargo_version, run_in_threads
 
 TOLERANCE = 1e-6
-INVALID_ROWS = "std_error:invalid_rows"
+INVALID_ROWS = ERRORS["INVALID_ROWS"]
 
 
 def synthetic_batch(rows: int, seq_len: int, vocab: int = 100, seed: int = 11):
@@ -168,7 +168,7 @@ def test_null_arrays_fail_with_the_contract_message(lib, test_model):
         out_ptr = out.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
         for args in ((None, out_ptr), (ids_ptr, None), (None, None)):
             assert lib.c_embed_runtime_embed_batch(runtime.handle, 2, args[0], None, None, args[1]) == 0
-            assert runtime.last_error == "std_error:input_ids and out_vec must be non-NULL, aligned arrays"
+            assert runtime.last_error == ERRORS["NULL_ARRAYS"]
 
 
 def test_threads_batching_and_embedding_on_one_handle_get_their_own_results(lib, test_model):

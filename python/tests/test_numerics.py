@@ -17,6 +17,7 @@ import pytest
 
 from c_embed_runtime import EmbedRuntime, EmbedRuntimeError, Tokenizer
 from c_embed_runtime.demo import SENTENCES
+from conftest import ERRORS
 from reference import ReferenceEmbedder
 from test_batch import synthetic_batch
 
@@ -219,9 +220,9 @@ def test_non_finite_vectors_fail_the_call(lib, test_model):
         bad[4] = 0
         with np.errstate(invalid="ignore"):
             assert not np.isfinite(reference.embed(bad, mask)).all()
-        with pytest.raises(EmbedRuntimeError, match="^std_error:non_finite_output$"):
+        with pytest.raises(EmbedRuntimeError, match=f"^{ERRORS['NON_FINITE_OUTPUT']}$"):
             library.embed_ids(bad, mask)
-        with pytest.raises(EmbedRuntimeError, match="^std_error:non_finite_output$"):
+        with pytest.raises(EmbedRuntimeError, match=f"^{ERRORS['NON_FINITE_OUTPUT']}$"):
             library.embed_batch_ids(np.stack([ids, bad]), np.stack([mask, mask]))
         library.embed_ids(ids, mask)
         assert library.last_error == ""

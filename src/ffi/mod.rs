@@ -34,6 +34,7 @@ use self::messages::ThreadMessages;
 use self::registry::Registry;
 use crate::device;
 use crate::error::{CreateError, EmbedError, UNKNOWN_CREATE_ERROR, UNKNOWN_EMBED_ERROR};
+use crate::error_strings;
 use crate::runtime::{CreateOptions, EmbedRuntime, FallbackSignals, TokenRows};
 
 /// What a handle points to.
@@ -65,7 +66,7 @@ fn create_handle(
     let model_path = model_path
         .map(|p| Path::new(OsStr::from_bytes(p.to_bytes())))
         .filter(|p| !p.as_os_str().is_empty())
-        .ok_or_else(|| CreateError::library("model path is empty"))?;
+        .ok_or_else(|| CreateError::library(error_strings::MODEL_PATH_EMPTY))?;
     let devices = device::plan(requested_device.map(CStr::to_bytes))?;
     let runtime = EmbedRuntime::create(&CreateOptions {
         model_path,
@@ -294,11 +295,8 @@ unsafe fn embed_rows(
                 optional_slice_mut(out_vecs, out_count),
             )
         };
-        let Some((ids, out)) = required(
-            &handle,
-            (ids, out),
-            "std_error:input_ids and out_vec must be non-NULL, aligned arrays",
-        ) else {
+        let Some((ids, out)) = required(&handle, (ids, out), error_strings::whole::NULL_ARRAYS)
+        else {
             return 0;
         };
         // NULL means "default"; a misaligned optional array is a caller's bug.
@@ -307,7 +305,7 @@ unsafe fn embed_rows(
         {
             handle
                 .errors
-                .set("std_error:attention_mask and token_type_ids must be NULL or aligned arrays");
+                .set(error_strings::whole::MISALIGNED_OPTIONAL_ARRAYS);
             return 0;
         }
         let tokens = TokenRows {
@@ -338,7 +336,7 @@ fn batch_sizes(handle: &Handle, rows: i64) -> Option<(usize, usize, usize)> {
         Some((n, tokens, outs))
     });
     if sizes.is_none() {
-        handle.errors.set("std_error:invalid_rows");
+        handle.errors.set(error_strings::whole::INVALID_ROWS);
     }
     sizes
 }

@@ -1,13 +1,15 @@
 //! Shared by the integration tests: where the models are, and small wrappers
 //! over the exported functions.
 //!
-//! The tests run a real ONNX Runtime (`ORT_DYLIB_PATH`, set by `make test`) on
-//! models that `make setup` installs or generates.
+//! The tests run a real ONNX Runtime on models that `make setup` installs or
+//! generates: `ORT_DYLIB_PATH` if set, else the one of the project's `.venv`
+//! (its `onnxruntime` package), so a plain `cargo test` needs no variable.
 
 #![allow(dead_code)] // each test binary uses its own part
 
 use std::ffi::{c_void, CStr, CString};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
 
 use c_embed_runtime::ffi::*;
 
@@ -15,8 +17,49 @@ fn models_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
 }
 
+/// Points `ORT_DYLIB_PATH` at the `.venv`'s ONNX Runtime unless it is set.
+///
+/// Called wherever a test gets a model, which every test does before its first
+/// create: so the variable is set before any thread loads ONNX Runtime.
+fn use_project_onnx_runtime() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("ORT_DYLIB_PATH").is_some_and(|p| !p.is_empty()) {
+            return;
+        }
+        let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv");
+        match venv_onnx_runtime(&venv) {
+            Some(library) => std::env::set_var("ORT_DYLIB_PATH", library),
+            None => panic!(
+                "no ONNX Runtime: {} has no onnxruntime package; run `make setup` or set ORT_DYLIB_PATH",
+                venv.display()
+            ),
+        }
+    });
+}
+
+/// `lib/python3.*/site-packages/onnxruntime/capi/libonnxruntime.so.<version>`
+/// under `venv` (the longest name, if several), or None.
+fn venv_onnx_runtime(venv: &Path) -> Option<PathBuf> {
+    let entries = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+    };
+    entries(&venv.join("lib"))
+        .flat_map(|python| entries(&python.join("site-packages/onnxruntime/capi")))
+        .filter(|file| {
+            file.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("libonnxruntime.so."))
+        })
+        .max_by_key(|file| file.as_os_str().len())
+}
+
 /// A model `make setup` installs under models/, by its relative path.
 fn installed(relative: &str) -> PathBuf {
+    use_project_onnx_runtime();
     let path = models_dir().join(relative);
     assert!(
         path.exists(),
