@@ -109,9 +109,8 @@ test-symbols: build
 test-python: setup build $(BUILD)/c/misuse
 	$(VPY) -m pytest -q python/tests --ignore=python/tests/test_wheel.py
 
-# Hostile callers and load (c_tests/misuse.c, c_tests/stress.c); stress bounds RSS
-# over create/destroy cycles, but not under ASan, whose quarantine moves RSS: -g 0.
-# lifecycle.c: what long-running hosts do; not under ASan (it dlopens a copy).
+# Hostile callers, load, long-running hosts (c_tests/misuse.c, stress.c, lifecycle.c);
+# stress bounds RSS, not under ASan (its quarantine moves RSS: -g 0); nor lifecycle (dlopen).
 test-reliability: setup build $(addprefix $(BUILD)/c/,$(RELIABILITY_TESTS))
 	$(BUILD)/c/misuse models/test $(REAL_MODEL)
 	$(BUILD)/c/stress models/test
@@ -185,7 +184,6 @@ BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): bench/requirements.txt $(VENV_STAMP)
 	$(VPY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	touch $@
-
 bench: setup build $(BENCH_STAMP)
 	CC="$(CC)" tools/bench.sh
 
@@ -197,6 +195,5 @@ FUZZ_SECONDS ?= 60
 FUZZ_ARGS    ?=
 fuzz-build: $(VENV_STAMP)
 	FUZZ_CC="$(FUZZ_CC)" tools/fuzz.sh build
-
 fuzz: fuzz-build $(TEST_MODELS_STAMP)
 	@tools/fuzz.sh run $(FUZZ_SECONDS) $(FUZZ_ARGS)
