@@ -2,8 +2,8 @@
 //! cost model of the model itself.
 //!
 //! **Cost model.** A run of `n` rows padded to `len` positions costs about
-//! `fixed + per_token * n * len` (measured on all-MiniLM-L6-v2 int8, one
-//! thread: 4.8 ms + 0.25 ms per token). It is measured on the model at create
+//! `fixed + per_token * n * len` (figures in the README's Performance section).
+//! It is measured on the model at create
 //! from two timed warm-up runs of different sizes (see
 //! `crate::buffers::ModelRunner::new`): one row of a few tokens, and a few
 //! rows of 16. Only the ratio `fixed / per_token` (the fixed cost in tokens)
@@ -46,8 +46,8 @@ impl CostModel {
 
     /// The model from two timed runs of `tokens_a` and `tokens_b` padded
     /// tokens (`tokens_a < tokens_b`). A noisy or inverted measurement falls
-    /// back to a fixed cost of 20 tokens, the measured ratio on
-    /// all-MiniLM-L6-v2 with one thread.
+    /// back to [`CostModel::DEFAULT`] (a fixed cost of 20 tokens), about the
+    /// ratio of a small BERT on one thread (see the README's Performance).
     pub fn from_timings(tokens_a: usize, secs_a: f64, tokens_b: usize, secs_b: f64) -> Self {
         let per_token = (secs_b - secs_a) / (tokens_b as f64 - tokens_a as f64);
         let fixed = secs_a - per_token * tokens_a as f64;

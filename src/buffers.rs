@@ -316,8 +316,8 @@ impl ModelRunner {
     /// (one row of 5 tokens) and `b` (4 rows of 16; at `seq_len` for models
     /// that cannot trim, 2 rows): each run once with ONNX Runtime allocating the
     /// output (its shape shows how each dimension follows rows and length),
-    /// then twice more into the predicted shape, timed (the faster counts). Six
-    /// short runs: about 80 ms on all-MiniLM-L6-v2 int8 with one thread.
+    /// then twice more into the predicted shape, timed (the faster counts): six
+    /// short runs (their cost at create is in the README's Performance section).
     fn learn(&mut self, buffers: &mut EmbedBuffers) -> Result<(), EmbedError> {
         let (short, long) = if self.policy.trims {
             (self.seq_len.min(8) - 3, self.seq_len.min(16))

@@ -62,9 +62,8 @@ pub fn open(
     builder = builder.with_memory_pattern(false).map_err(ort_error)?;
     if settings.intra_threads > 1 {
         // The intra-op pool is shared by concurrent runs (callers, a batch's
-        // helper threads): idle pool threads sleep instead of spinning.
-        // Measured (2 cores, noisy): batches of 32 on threads 2 took 8.3 ms per
-        // sentence without spinning against 12.5 ms with it.
+        // helper threads): idle pool threads sleep instead of spinning, which
+        // would take the cores the other runs need (`make bench`, threads 2).
         builder = builder.with_intra_op_spinning(false).map_err(ort_error)?;
     }
     let cpu = ep::CPU::default().with_arena_allocator(false).build();
@@ -103,14 +102,13 @@ pub fn open(
 /// ONNX Runtime's session option for the folder of a model opened from memory.
 const EXTERNAL_DATA_FOLDER: &str = "session.model_external_initializers_file_folder_path";
 
-/// The memory settings of every session, chosen from measurement on
-/// all-MiniLM-L6-v2 int8 (2-core machine, `make bench`'s `rss` run):
+/// The memory settings of every session, chosen from measurement (`make
+/// bench`'s RSS run; the figures are in the README's Performance section):
 ///
 /// - **CPU memory arena off.** With the arena, ONNX Runtime keeps the largest
 ///   intermediate buffers a run ever needed for the life of the session, and
 ///   glibc keeps the pages of the rest; without it, a run's intermediates are
-///   freed when it ends (28 MB less RSS per handle measured with Python
-///   onnxruntime, ~15 MB after trimming; no measurable latency cost: the
+///   freed when it ends (less RSS per handle, no measurable latency cost: the
 ///   buffers of one run are a few large allocations, which glibc serves from
 ///   `mmap` or its free lists).
 /// - **Intra-op spinning off** when a session has more than one intra-op thread
@@ -124,8 +122,7 @@ pub const MEMORY_SETTINGS: &str =
 
 /// Gives the C heap's free pages back to the system. ONNX Runtime frees the
 /// model's protobuf and its temporary buffers when a session is initialised,
-/// but glibc keeps those pages: measured on all-MiniLM-L6-v2, about 47 MB of
-/// the 160 MB a new session adds (Python onnxruntime, same model).
+/// but glibc keeps those pages (a large part of what a new session adds).
 pub fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` takes no pointer and is thread-safe (it locks each
