@@ -693,14 +693,5 @@ int main(int argc, char **argv)
     g_model_dir = model_dir;
     g_lib = lib;
     const char *filter = argc == 4 ? argv[3] : NULL;
-    int cases = 0, failed = 0;
-    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
-        if (filter != NULL && strstr(CASES[i].name, filter) == NULL) {
-            continue;
-        }
-        cases++;
-        failed += !run_case_in_child(&CASES[i], CASE_TIMEOUT);
-    }
-    printf("%d cases, %d failed\n", cases, failed);
-    return failed == 0 && cases > 0 ? 0 : 1;
+    return run_cases_in_children(CASES, sizeof CASES / sizeof CASES[0], filter, CASE_TIMEOUT);
 }

@@ -194,6 +194,26 @@ static TEST_UNUSED int run_case_in_child(const child_case *c, unsigned timeout_s
     printf("ok   [%s]\n", c->name);
     return 1;
 }
+
+/*
+ * Runs each of the n cases whose name contains filter (NULL: all) in its own
+ * child; prints the count. Returns the program's exit status: 0 if at least
+ * one case ran and none failed.
+ */
+static TEST_UNUSED int run_cases_in_children(const child_case *cases, size_t n, const char *filter,
+                                             unsigned timeout_s)
+{
+    int ran = 0, failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (filter != NULL && strstr(cases[i].name, filter) == NULL) {
+            continue;
+        }
+        ran++;
+        failed += !run_case_in_child(&cases[i], timeout_s);
+    }
+    printf("%d cases, %d failed\n", ran, failed);
+    return failed == 0 && ran > 0 ? 0 : 1;
+}
 #endif /* TEST_SUPPORT_CHILD_CASES */
 
 #endif /* TEST_SUPPORT_NO_CHECK_FRAMEWORK */
