@@ -57,7 +57,7 @@ build: $(VENV_STAMP)
 # Named as a target so that the pattern rules needing it apply before it exists.
 $(LIB): | build
 
-demo: setup build
+demo: $(VENV_STAMP) $(REAL_MODEL) build
 	cd python && ../$(VPY) -m c_embed_runtime.demo --model ../$(REAL_MODEL) --tokenizer ../$(dir $(REAL_MODEL))tokenizer.json
 
 clean:
