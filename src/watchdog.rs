@@ -205,12 +205,15 @@ impl Watch {
     /// uses it meanwhile). Fails when the handle is closing, or in the create
     /// phase once a run timed out.
     pub fn start(gate: &RunGate, control: &RunControl) -> Result<Self, EmbedError> {
-        // A run stopped earlier left the flag set.
-        control
-            .options
-            .unterminate()
-            .map_err(EmbedError::onnx_runtime)?;
-        control.stopped.store(RUNNING, Ordering::Release);
+        // Only a run stopped earlier left the flag set (`stop` marks `stopped`
+        // before it terminates, and a finished run can no longer be stopped).
+        if control.stopped.load(Ordering::Acquire) != RUNNING {
+            control
+                .options
+                .unterminate()
+                .map_err(EmbedError::onnx_runtime)?;
+            control.stopped.store(RUNNING, Ordering::Release);
+        }
         let (options, stopped) = (&control.options, Arc::clone(&control.stopped));
         let mut state = lock(&WATCHDOG.state);
         // Checked under the lock `close` takes: a run either sees the close or is stopped by it.
