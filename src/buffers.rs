@@ -1,6 +1,6 @@
 //! The model a handle runs ([`ModelRunner`], one per handle, shared by its
 //! callers), each caller's pooled buffers ([`EmbedBuffers`]) and the embed hot
-//! path ([`ModelRunner::embed_rows`]).
+//! path ([`ModelRunner::embed_rows_with`]).
 //!
 //! **Length-aware execution.** When every input is a `[batch, sequence]` tensor
 //! with a dynamic sequence dimension and the model takes an `attention_mask`, a
@@ -434,20 +434,9 @@ impl ModelRunner {
 
     /// The hot path: embeds `rows` into `out` (`out_dim` values per row, in
     /// the caller's order). Rows are grouped by length in windows of
-    /// [`WINDOW`]; `after_run` is the strict-mode check that follows each run.
-    /// On error, `out` may be partly written.
-    pub fn embed_rows(
-        &self,
-        buffers: &mut EmbedBuffers,
-        rows: &TokenRows<'_>,
-        out: &mut [f32],
-        out_dim: usize,
-        after_run: &dyn Fn() -> Result<(), EmbedError>,
-    ) -> Result<(), EmbedError> {
-        self.embed_rows_with(buffers, rows, out, out_dim, after_run, None)
-    }
-
-    /// As [`Self::embed_rows`]; with `helpers`, groups also run on them in parallel.
+    /// [`WINDOW`]; `after_run` is the strict-mode check that follows each run;
+    /// with `helpers`, groups also run on them in parallel. On error, `out`
+    /// may be partly written.
     pub fn embed_rows_with(
         &self,
         buffers: &mut EmbedBuffers,

@@ -229,11 +229,6 @@ impl EmbedRuntime {
         &self.fallback
     }
 
-    /// Sessions open on this handle: always 1 (concurrent callers share it).
-    pub fn open_sessions(&self) -> usize {
-        1
-    }
-
     /// Callers' buffers this handle holds (grown on contention).
     pub fn open_buffers(&self) -> usize {
         self.buffers.open()
