@@ -28,7 +28,8 @@ ASAN_RUN = ldd $(1) | grep -q libasan && ldd $(1) | grep -q libubsan && ASAN_OPT
 
 .PHONY: all setup build demo test lint test-rust test-c test-header test-symbols test-python \
 	test-reliability check-valgrind install uninstall install-built test-install examples \
-	test-examples test-readme python-package wheel test-wheel bench fuzz-build fuzz clean
+	test-examples test-readme host-source python-package wheel test-wheel bench \
+	fuzz-build fuzz clean
 
 all: build
 
@@ -57,6 +58,13 @@ build: $(VENV_STAMP)
 # Named as a target so that the pattern rules needing it apply before it exists.
 $(LIB): | build
 
+# The drop-in source for hosts that build the legacy library from source, opening
+# this checkout's build (README, "Hosts that build the old library from source").
+HOST_SOURCE := $(BUILD)/host/c_embed_runtime.cpp
+host-source: build
+	cd python && ../$(VPY) -m c_embed_runtime host-source --library $(abspath $(LIB)) --output ../$(HOST_SOURCE)
+	@echo "wrote $(HOST_SOURCE)"
+
 demo: $(VENV_STAMP) $(REAL_MODEL) build
 	cd python && ../$(VPY) -m c_embed_runtime.demo --model ../$(REAL_MODEL) --tokenizer ../$(dir $(REAL_MODEL))tokenizer.json
 
@@ -66,7 +74,8 @@ clean:
 
 ## ---- tests --------------------------------------------------------------------
 
-test: setup build lint test-rust test-c test-header test-symbols test-python test-reliability test-install test-examples test-readme test-wheel
+test: setup build lint test-rust test-c test-header test-symbols test-python test-reliability test-install \
+	test-examples test-readme test-wheel
 	@echo "make test: all suites passed"
 
 lint:
@@ -98,9 +107,11 @@ test-c: setup build $(addprefix $(BUILD)/c/,$(C_TESTS))
 	$(BUILD)/c/header_twice
 	$(BUILD)/c/header_cpp
 
-# The committed files build.rs generates (header, _version.py, contract_errors.h) are fresh.
+# The committed files build.rs generates (header, _version.py, contract_errors.h,
+# the drop-in source's template) are fresh.
 test-header: build
-	git diff --exit-code -- include/ python/c_embed_runtime/_version.py c_tests/contract_errors.h
+	git diff --exit-code -- include/ python/c_embed_runtime/_version.py c_tests/contract_errors.h \
+		python/c_embed_runtime/c_embed_runtime.cpp.in
 
 test-symbols: build
 	@tools/test_symbols.sh $(LIB)
@@ -142,7 +153,7 @@ test-readme: setup build
 
 ## ---- install, Python package --------------------------------------------------
 
-# make [un]install [PREFIX=] [DESTDIR=] [LIBDIR=] [INCLUDEDIR=] [PKGCONFIGDIR=]: what
+# make [un]install [PREFIX=] [DESTDIR=] [LIBDIR=] [INCLUDEDIR=] [PKGCONFIGDIR=] [DATADIR=]: what
 # `make build` built (tools/install.sh lists the files). It builds only when nothing
 # was, so `sudo make install` after `make build` runs neither cargo nor pip as root.
 PREFIX       ?= /usr/local
@@ -150,8 +161,9 @@ LIBDIR       ?= $(PREFIX)/lib
 INCLUDEDIR   ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 INSTALL      ?= install
+DATADIR      ?= $(PREFIX)/share
 INSTALL_VARS  = PREFIX="$(PREFIX)" LIBDIR="$(LIBDIR)" INCLUDEDIR="$(INCLUDEDIR)" \
-	PKGCONFIGDIR="$(PKGCONFIGDIR)" DESTDIR="$(DESTDIR)" INSTALL="$(INSTALL)"
+	PKGCONFIGDIR="$(PKGCONFIGDIR)" DATADIR="$(DATADIR)" DESTDIR="$(DESTDIR)" INSTALL="$(INSTALL)"
 
 install-built:
 	@[ -f $(LIB) ] && ls $(dir $(LIB))libonnxruntime.so.* > /dev/null 2>&1 || $(MAKE) --no-print-directory build

@@ -1,5 +1,6 @@
-//! Generates include/c_embed_runtime.h from the exported functions with cbindgen.
-//! The header is committed; `make check-header` verifies it is up to date.
+//! Generates include/c_embed_runtime.h from the exported functions with cbindgen,
+//! and from it the drop-in source's template (tools/drop_in_source.rs). Both are
+//! committed; `make test-header` verifies they are up to date.
 
 use std::path::PathBuf;
 
@@ -7,6 +8,9 @@ use std::path::PathBuf;
 #[path = "src/error_strings.rs"]
 #[allow(dead_code)] // build.rs reads only `ALL`
 mod error_strings;
+
+#[path = "tools/drop_in_source.rs"]
+mod drop_in_source;
 
 fn main() {
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
@@ -50,6 +54,14 @@ fn main() {
     };
     // write_to_file leaves the file untouched when the content is unchanged.
     bindings.write_to_file(crate_dir.join("include/c_embed_runtime.h"));
+    println!("cargo:rerun-if-changed=tools/drop_in_source.rs");
+    let mut header = Vec::new();
+    bindings.write(&mut header);
+    let header = String::from_utf8(header).expect("the header is UTF-8");
+    write_if_changed(
+        &crate_dir.join("python/c_embed_runtime/c_embed_runtime.cpp.in"),
+        &drop_in_source::generate(&header, &version, &major),
+    );
 }
 
 /// Writes `content` to `path` unless it is there already, so an unchanged file

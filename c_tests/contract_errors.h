@@ -9,6 +9,8 @@
 #define STD_ERROR "std_error:"
 #define UNKNOWN_CREATE_ERROR "unknown_create_error"
 #define UNKNOWN_EMBED_ERROR "unknown_error"
+#define INVALID_HANDLE "invalid_handle"
+#define INVALID_DEVICE "invalid"
 #define MODEL_PATH_EMPTY "std_create_error:model path is empty"
 #define UNSUPPORTED_DEVICE "std_create_error:unsupported requested_device (expected AUTO|NPU|GPU|CUDA|CPU|OPENVINO_CPU)"
 #define INVALID_ROWS "std_error:invalid_rows"
@@ -37,5 +39,6 @@
 #define HANDLE_DESTROYED "std_error:handle_destroyed: the handle was destroyed during the call"
 #define RUN_TIME_LIMIT "run_time_limit"
 #define NOT_A_REGULAR_FILE " (not a regular file)"
+#define COULD_NOT_LOAD_LIBRARY "std_create_error:could not load libc_embed_runtime"
 
 #endif

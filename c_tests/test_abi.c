@@ -1230,6 +1230,24 @@ static void test_version(void)
     CHECK(version != NULL && is_semver(version));
     CHECK(c_embed_runtime_version() == version); /* one static string */
     CHECK(!is_semver("0.2") && !is_semver("0.2.0-rc1") && !is_semver("a.b.c")); /* the checker */
+    /* No ONNX Runtime before the first create. */
+    CHECK_STR(c_embed_runtime_onnxruntime_path(), "");
+    CHECK_STR(c_embed_runtime_onnxruntime_version(), "");
+}
+
+/* The ONNX Runtime in use, once a create loaded it; a host build must be loaded to register. */
+static void test_onnxruntime_in_use(void)
+{
+    void *h = OPEN("tiny_bert.onnx", 16, 8);
+    const char *path = c_embed_runtime_onnxruntime_path();
+    CHECK(h != NULL);
+    CHECK(strstr(path, "/libonnxruntime.so") != NULL);
+    CHECK(is_semver(c_embed_runtime_onnxruntime_version()));
+    CHECK(strstr(path, c_embed_runtime_onnxruntime_version()) != NULL); /* libonnxruntime.so.<version> */
+    CHECK(c_embed_runtime_onnxruntime_path() == path); /* one string for the process */
+    CHECK(c_embed_runtime_register_host_build(NULL) == 0);
+    CHECK(c_embed_runtime_register_host_build("/nonexistent/libc_embed_runtime.abc.so") == 0);
+    c_embed_runtime_destroy(h);
 }
 
 /* ---- tests: threads ------------------------------------------------------------ */
@@ -1634,6 +1652,7 @@ int main(int argc, char **argv)
     test_embed_batch_bad_arguments();
     test_embed_batch_ort_error_recovers();
     test_hidden_size();
+    test_onnxruntime_in_use();
     test_concurrent_embeds();
     test_error_string_survives_other_threads();
     test_concurrent_batches();

@@ -243,6 +243,37 @@ int32_t c_embed_runtime_hidden_size(void *handle);
 const char *c_embed_runtime_version(void);
 
 /**
+ * The file of the ONNX Runtime this process's handles run on, as the dynamic
+ * loader mapped it (e.g. `/host/site-packages/onnxruntime/capi/libonnxruntime.so.1.22.0`);
+ * "" before the first successful create (ONNX Runtime is loaded then, once per
+ * process). A string valid for the life of the process, for a host to log.
+ * The order in which it was looked for is in the README ("Which ONNX Runtime").
+ */
+const char *c_embed_runtime_onnxruntime_path(void);
+
+/**
+ * The version of the ONNX Runtime in use (e.g. "1.22.0"); "" before the first
+ * successful create. A string valid for the life of the process.
+ */
+const char *c_embed_runtime_onnxruntime_version(void);
+
+/**
+ * Called by the drop-in source (`c_embed_runtime.cpp`, which a host compiles
+ * in place of the legacy library's source) with the file it was loaded from,
+ * before it forwards its first call. When ONNX Runtime is not loaded yet and
+ * `ORT_DYLIB_PATH` is not set, the first create then looks in the directories
+ * of that file's `-Wl,-rpath` (the `capi/` folder the host links against),
+ * after any ONNX Runtime already loaded in the process and before the
+ * library's own places. Returns 1 when `object_path` names an object loaded in
+ * this process (a repeated call changes nothing), 0 otherwise (NULL included).
+ * Hosts that do not build the drop-in source have no need of it.
+ *
+ * # Safety
+ * `object_path` is NULL or a NUL-terminated string.
+ */
+int32_t c_embed_runtime_register_host_build(const char *object_path);
+
+/**
  * Frees a handle: its sessions, buffers and strings. NULL, a handle already
  * destroyed and any value that is not a live handle are ignored. Runs other
  * threads have in flight on the handle are stopped and those calls fail
@@ -254,8 +285,6 @@ const char *c_embed_runtime_version(void);
  * (its memory is not freed: its teardown would wait for threads of the parent).
  */
 void c_embed_runtime_destroy(void *handle);
-
-extern int pthread_setcancelstate(int state, int *old_state);
 
 /**
  * Creates an embedding handle that also takes text: `c_embed_runtime_create`

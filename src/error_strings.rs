@@ -19,11 +19,22 @@ macro_rules! contract_strings {
             $(pub const $name: &str = concat!(contract_strings!(@prefix $origin), $text);)*
         }
 
+        /// `whole`'s strings as C strings, for the ABI's static answers.
+        pub mod c_whole {
+            $(pub const $name: &core::ffi::CStr = match core::ffi::CStr::from_bytes_with_nul(
+                concat!(contract_strings!(@prefix $origin), $text, "\0").as_bytes(),
+            ) {
+                Ok(text) => text,
+                Err(_) => panic!("a contract string holds no NUL"),
+            };)*
+        }
+
         /// Every string by name, whole (what build.rs writes for the tests).
         pub const ALL: &[(&str, &str)] = &[$((stringify!($name), whole::$name)),*];
     };
     (@prefix prefix) => { "" };
     (@prefix part) => { "" };
+    (@prefix answer) => { "" };
     (@prefix create) => { "std_create_error:" };
     (@prefix embed) => { "std_error:" };
 }
@@ -41,6 +52,11 @@ contract_strings! {
     prefix UNKNOWN_CREATE_ERROR = "unknown_create_error";
     /// An embed failure of unknown origin (a caught panic).
     prefix UNKNOWN_EMBED_ERROR = "unknown_error";
+
+    /// What `last_error` and `cpu_fallback_detail` answer for an invalid handle.
+    answer INVALID_HANDLE = "invalid_handle";
+    /// What `selected_device` answers for an invalid handle.
+    answer INVALID_DEVICE = "invalid";
 
     /// `model_path` is NULL or "".
     create MODEL_PATH_EMPTY = "model path is empty";
@@ -108,6 +124,9 @@ contract_strings! {
     part RUN_TIME_LIMIT = "run_time_limit";
     /// After `model path is <a FIFO, a directory, a device...>`; then `: <path>`.
     part NOT_A_REGULAR_FILE = " (not a regular file)";
+    /// The drop-in source (`c_embed_runtime.cpp`) found no library to forward
+    /// to; then ` <path> (<where the path came from>): <why>`.
+    create COULD_NOT_LOAD_LIBRARY = "could not load libc_embed_runtime";
 }
 
 #[cfg(test)]
@@ -123,6 +142,8 @@ mod tests {
             ("STD_ERROR", "std_error:"),
             ("UNKNOWN_CREATE_ERROR", "unknown_create_error"),
             ("UNKNOWN_EMBED_ERROR", "unknown_error"),
+            ("INVALID_HANDLE", "invalid_handle"),
+            ("INVALID_DEVICE", "invalid"),
             ("MODEL_PATH_EMPTY", "std_create_error:model path is empty"),
             (
                 "UNSUPPORTED_DEVICE",
@@ -190,6 +211,10 @@ mod tests {
             ),
             ("RUN_TIME_LIMIT", "run_time_limit"),
             ("NOT_A_REGULAR_FILE", " (not a regular file)"),
+            (
+                "COULD_NOT_LOAD_LIBRARY",
+                "std_create_error:could not load libc_embed_runtime",
+            ),
         ];
         assert_eq!(ALL, expected);
         assert_eq!(MODEL_PATH_EMPTY, "model path is empty");

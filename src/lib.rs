@@ -16,6 +16,8 @@
 //! - [`fallback`]: CPU-fallback signal detection.
 //! - [`error_strings`]: the contract's fixed error strings (also written for the C and Python tests).
 //! - [`loader`]: finding and loading the ONNX Runtime library.
+//! - `host_build`: the hosts' builds of the drop-in source, and the ONNX Runtime they link.
+//! - `dynamic_loader`: the loaded objects and an object's own run path.
 //! - [`logging`]: where ONNX Runtime's log messages go (never stderr unless asked).
 //! - [`text`] (feature `text`, on by default): `tokenizer.json` tokenizers and text in.
 //! - `alloc_counter` (feature `alloc-counter`, benchmark builds only): counts Rust heap allocations.
@@ -27,11 +29,13 @@ pub mod alloc_counter;
 pub mod batching;
 pub mod buffers;
 pub mod device;
+mod dynamic_loader;
 pub mod error;
 pub mod error_strings;
 pub mod execution;
 pub mod fallback;
 pub mod ffi;
+mod host_build;
 pub mod loader;
 pub mod logging;
 pub mod model;

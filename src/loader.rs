@@ -1,11 +1,19 @@
 //! Loading ONNX Runtime and building the one process-wide `ort` environment.
 //!
-//! The library is found at the first `create`, in this order:
+//! The library is found at the first `create`, in this order (the first rule
+//! that names any file decides, except the last three, tried in turn):
 //! 1. `ORT_DYLIB_PATH`, when set and not empty (an explicit choice: nothing else is tried);
-//! 2. a `libonnxruntime.so*` beside `libc_embed_runtime.so` (where the build puts one),
+//! 2. an ONNX Runtime already loaded in the process: a `libonnxruntime.so*`
+//!    (linked by the host's build, preloaded, or loaded by another library), or the one
+//!    beside a loaded Python `onnxruntime` package's extension module. Nothing
+//!    else is tried, so the process keeps one ONNX Runtime, the host's;
+//! 3. a `libonnxruntime.so*` in the directories of a registered host build's
+//!    `-Wl,-rpath` ([`crate::host_build`]: the drop-in source's build, which does
+//!    not load the ONNX Runtime it was linked against by itself);
+//! 4. a `libonnxruntime.so*` beside `libc_embed_runtime.so` (where the build puts one),
 //!    then in its `c_embed_runtime/` subdirectory (where `make install` puts the
 //!    one it was built with, out of the way of other users of the library directory);
-//! 3. the system's (`libonnxruntime.so`, then `libonnxruntime.so.1`, by the dynamic loader's search).
+//! 5. the system's (`libonnxruntime.so`, then `libonnxruntime.so.1`, by the dynamic loader's search).
 //!
 //! Each candidate is probed before `ort` sees it ([`probe`]): opened with
 //! `dlopen` (its `dlerror` text is the reason when that fails), its version read
@@ -17,7 +25,8 @@
 //!
 //! A failure is not remembered, so a later `create` tries again (for example
 //! after the host set `ORT_DYLIB_PATH`). Success is kept for the life of the
-//! process: `ort`'s environment cannot be rebuilt once dropped.
+//! process: `ort`'s environment cannot be rebuilt once dropped. [`in_use`]
+//! tells which file and version it is.
 
 use std::ffi::{c_char, c_void, CStr, CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -29,7 +38,8 @@ use ort::logging::LogLevel;
 
 use crate::error::CreateError;
 use crate::error_strings::COULD_NOT_LOAD_ONNX_RUNTIME;
-use crate::logging;
+use crate::host_build::{self, HostBuild};
+use crate::{dynamic_loader, logging};
 
 /// Overrides where ONNX Runtime is loaded from.
 pub const ORT_PATH_ENV: &str = "ORT_DYLIB_PATH";
@@ -47,21 +57,50 @@ pub const MIN_ORT_VERSION: (u32, u32) = (1, 20);
 /// The supported range, as error messages and the README state it.
 pub const SUPPORTED_RANGE: &str = "1.20 or newer 1.x";
 
-static ENVIRONMENT: OnceCell<Environment> = OnceCell::new();
+/// The Python `onnxruntime` package's extension module: ONNX Runtime linked
+/// in statically, its `libonnxruntime.so*` beside it in `capi/`.
+const PYTHON_MODULE_PREFIX: &str = "onnxruntime_pybind11_state";
+
+/// The loaded ONNX Runtime and the environment over it.
+struct Runtime {
+    environment: Environment,
+    /// The file as the dynamic loader mapped it, and its version string.
+    path: CString,
+    version: CString,
+}
+
+static RUNTIME: OnceCell<Runtime> = OnceCell::new();
 
 /// The process-wide environment, loading ONNX Runtime on first use.
 pub fn environment() -> Result<&'static Environment, CreateError> {
-    ENVIRONMENT.get_or_try_init(load)
+    RUNTIME
+        .get_or_try_init(load)
+        .map(|runtime| &runtime.environment)
 }
 
-fn load() -> Result<Environment, CreateError> {
-    let candidates = candidates(std::env::var_os(ORT_PATH_ENV), own_directory().as_deref());
+/// The file and version of the ONNX Runtime in use; `None` before the first
+/// successful load.
+pub(crate) fn in_use() -> Option<(&'static CStr, &'static CStr)> {
+    RUNTIME
+        .get()
+        .map(|runtime| (runtime.path.as_c_str(), runtime.version.as_c_str()))
+}
+
+fn load() -> Result<Runtime, CreateError> {
+    let candidates = candidates(&Search {
+        env_path: std::env::var_os(ORT_PATH_ENV),
+        loaded: dynamic_loader::loaded_objects(),
+        host_builds: host_build::registered(),
+        own_dir: own_directory(),
+    });
     let mut tried = Vec::new();
     for candidate in &candidates {
-        let loaded = probe(&candidate.path)
-            .and_then(|_version| ort::init_from(&candidate.path).map_err(|e| e.to_string()));
+        let loaded = probe(&candidate.path).and_then(|found| {
+            let builder = ort::init_from(&candidate.path).map_err(|e| e.to_string())?;
+            Ok((found, builder))
+        });
         match loaded {
-            Ok(builder) => {
+            Ok(((path, version), builder)) => {
                 let environment = builder
                     .with_name("c_embed_runtime")
                     .with_telemetry(false)
@@ -70,7 +109,11 @@ fn load() -> Result<Environment, CreateError> {
                     .map_err(CreateError::onnx_runtime)?;
                 // The custom logger is created at verbose level; warnings are what it keeps.
                 environment.set_log_level(LogLevel::Warning);
-                return Ok(environment);
+                return Ok(Runtime {
+                    environment,
+                    path,
+                    version,
+                });
             }
             Err(reason) => tried.push(format!(
                 "{} ({}): {reason}",
@@ -100,9 +143,9 @@ fn version_supported(version: (u32, u32)) -> bool {
 }
 
 /// Opens the library at `path` and checks it is an ONNX Runtime this library
-/// runs on; returns its version string. The library stays loaded on success
+/// runs on; returns the file the loader mapped and its version string. The library stays loaded on success
 /// (`ort` opens it again and gets the same mapping); on failure it is closed.
-fn probe(path: &Path) -> Result<String, String> {
+fn probe(path: &Path) -> Result<(CString, CString), String> {
     let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
         return Err("the path contains a NUL byte".to_owned());
     };
@@ -143,12 +186,13 @@ struct OrtApiBase {
     get_version_string: unsafe extern "C" fn() -> *const c_char,
 }
 
-fn check_library(library: *mut c_void) -> Result<String, String> {
+fn check_library(library: *mut c_void) -> Result<(CString, CString), String> {
     // SAFETY: `library` is a live handle from dlopen; the name is NUL-terminated.
     let symbol = unsafe { libc::dlsym(library, c"OrtGetApiBase".as_ptr()) };
     if symbol.is_null() {
         return Err("not an ONNX Runtime library (no OrtGetApiBase)".to_owned());
     }
+    let file = file_of(symbol).unwrap_or_default();
     // SAFETY: ONNX Runtime exports `const OrtApiBase* OrtGetApiBase(void)`
     // under this name; it takes nothing and is safe to call at any time.
     let get_api_base: unsafe extern "C" fn() -> *const OrtApiBase =
@@ -188,42 +232,106 @@ fn check_library(library: *mut c_void) -> Result<String, String> {
             ort::MINOR_VERSION
         ));
     }
-    Ok(version)
+    let version = CString::new(version).unwrap_or_default();
+    Ok((file, version))
+}
+
+/// The file of the loaded object that holds `address`, as the loader mapped it.
+fn file_of(address: *const c_void) -> Option<CString> {
+    let mut info = libc::Dl_info {
+        dli_fname: std::ptr::null(),
+        dli_fbase: std::ptr::null_mut(),
+        dli_sname: std::ptr::null(),
+        dli_saddr: std::ptr::null_mut(),
+    };
+    // SAFETY: dladdr only reads the loader's tables; `info` is a valid, writable Dl_info.
+    if unsafe { libc::dladdr(address, &mut info) } == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: on success dli_fname is a NUL-terminated path owned by the loader,
+    // valid while the object stays loaded; it is copied at once.
+    Some(unsafe { CStr::from_ptr(info.dli_fname) }.to_owned())
 }
 
 #[derive(Debug, PartialEq, Eq)]
 struct Candidate {
     path: PathBuf,
-    source: &'static str,
+    source: String,
+}
+
+/// What the search order of the module docs looks at.
+struct Search {
+    env_path: Option<OsString>,
+    /// Every object loaded in the process, in load order.
+    loaded: Vec<PathBuf>,
+    host_builds: Vec<HostBuild>,
+    /// The directory of `libc_embed_runtime.so`.
+    own_dir: Option<PathBuf>,
 }
 
 /// The libraries to try, in order (see the module docs).
-fn candidates(env_path: Option<OsString>, own_dir: Option<&Path>) -> Vec<Candidate> {
-    if let Some(path) = env_path.filter(|p| !p.is_empty()) {
+fn candidates(search: &Search) -> Vec<Candidate> {
+    if let Some(path) = search.env_path.as_ref().filter(|p| !p.is_empty()) {
         return vec![Candidate {
             path: path.into(),
-            source: ORT_PATH_ENV,
+            source: ORT_PATH_ENV.to_owned(),
         }];
     }
-    let beside = own_dir
-        .map(|dir| {
-            let mut found = beside_candidates(dir, "beside libc_embed_runtime.so");
-            found.extend(beside_candidates(
-                &dir.join(INSTALL_SUBDIR),
-                "installed with libc_embed_runtime.so",
-            ));
-            found
-        })
-        .unwrap_or_default();
-    let system = SYSTEM_NAMES.iter().map(|name| Candidate {
+    let loaded = already_loaded(&search.loaded);
+    if !loaded.is_empty() {
+        return loaded;
+    }
+    let mut found = Vec::new();
+    for build in &search.host_builds {
+        let source = format!("on the -rpath of {}", build.object.display());
+        for dir in &build.run_path {
+            found.extend(beside_candidates(dir, &source));
+        }
+    }
+    if let Some(dir) = &search.own_dir {
+        found.extend(beside_candidates(dir, "beside libc_embed_runtime.so"));
+        found.extend(beside_candidates(
+            &dir.join(INSTALL_SUBDIR),
+            "installed with libc_embed_runtime.so",
+        ));
+    }
+    found.extend(SYSTEM_NAMES.iter().map(|name| Candidate {
         path: PathBuf::from(name),
-        source: "system",
-    });
-    beside.into_iter().chain(system).collect()
+        source: "system".to_owned(),
+    }));
+    found
+}
+
+/// The ONNX Runtimes among the loaded objects, in load order: each
+/// `libonnxruntime.so*`, and the one beside a Python `onnxruntime` package's
+/// extension module (which has ONNX Runtime inside and exports none of it).
+fn already_loaded(objects: &[PathBuf]) -> Vec<Candidate> {
+    let source = "already loaded in the process; ORT_DYLIB_PATH chooses another";
+    let mut found = Vec::new();
+    for object in objects {
+        let Some(name) = object.file_name() else {
+            continue;
+        };
+        if is_onnxruntime_name(name) {
+            found.push(Candidate {
+                path: object.clone(),
+                source: source.to_owned(),
+            });
+        } else if name.as_bytes().starts_with(PYTHON_MODULE_PREFIX.as_bytes()) {
+            if let Some(dir) = object.parent() {
+                found.extend(beside_candidates(
+                    dir,
+                    "beside the loaded Python onnxruntime package; ORT_DYLIB_PATH chooses another",
+                ));
+            }
+        }
+    }
+    found.dedup();
+    found
 }
 
 /// `libonnxruntime.so` first, then versioned names, newest first.
-fn beside_candidates(dir: &Path, source: &'static str) -> Vec<Candidate> {
+fn beside_candidates(dir: &Path, source: &str) -> Vec<Candidate> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -236,7 +344,7 @@ fn beside_candidates(dir: &Path, source: &'static str) -> Vec<Candidate> {
         .into_iter()
         .map(|name| Candidate {
             path: dir.join(name),
-            source,
+            source: source.to_owned(),
         })
         .collect()
 }
@@ -252,22 +360,7 @@ fn is_onnxruntime_name(name: &OsStr) -> bool {
 /// The directory of the file this code was loaded from (the shared library, or
 /// the executable it is linked into).
 fn own_directory() -> Option<PathBuf> {
-    let mut info = libc::Dl_info {
-        dli_fname: std::ptr::null(),
-        dli_fbase: std::ptr::null_mut(),
-        dli_sname: std::ptr::null(),
-        dli_saddr: std::ptr::null_mut(),
-    };
-    let address = own_directory as *const c_void;
-    // SAFETY: dladdr only reads the loader's tables; `address` is a function of
-    // this object and `info` is a valid, writable Dl_info.
-    let found = unsafe { libc::dladdr(address, &mut info) };
-    if found == 0 || info.dli_fname.is_null() {
-        return None;
-    }
-    // SAFETY: on success dli_fname is a NUL-terminated path owned by the loader,
-    // valid while this object stays loaded; it is copied before returning.
-    let file = unsafe { CStr::from_ptr(info.dli_fname) };
+    let file = file_of(own_directory as *const c_void)?;
     let path = PathBuf::from(OsStr::from_bytes(file.to_bytes()));
     std::fs::canonicalize(&path)
         .unwrap_or(path)
@@ -279,50 +372,135 @@ fn own_directory() -> Option<PathBuf> {
 mod tests {
     use super::*;
 
+    fn search(env_path: Option<&str>, own_dir: Option<&Path>) -> Search {
+        Search {
+            env_path: env_path.map(OsString::from),
+            loaded: Vec::new(),
+            host_builds: Vec::new(),
+            own_dir: own_dir.map(Path::to_path_buf),
+        }
+    }
+
+    fn names(candidates: &[Candidate]) -> Vec<String> {
+        candidates
+            .iter()
+            .map(|c| c.path.file_name().unwrap().to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// A fresh directory holding empty files of these names.
+    fn dir_with(tag: &str, files: &[&str]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("cer-loader-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in files {
+            std::fs::write(dir.join(name), b"").unwrap();
+        }
+        dir
+    }
+
     #[test]
     fn an_explicit_path_is_the_only_candidate() {
-        let got = candidates(Some("/opt/ort/libonnxruntime.so.1.31.1".into()), None);
+        let mut search = search(Some("/opt/ort/libonnxruntime.so.1.31.1"), None);
+        search.loaded = vec!["/opt/other/libonnxruntime.so.1".into()];
         assert_eq!(
-            got,
+            candidates(&search),
             vec![Candidate {
                 path: "/opt/ort/libonnxruntime.so.1.31.1".into(),
-                source: ORT_PATH_ENV
+                source: ORT_PATH_ENV.to_owned()
             }]
         );
     }
 
     #[test]
     fn an_empty_override_falls_through_to_the_system() {
-        let got = candidates(Some(OsString::new()), None);
+        let got = candidates(&search(Some(""), None));
         let paths: Vec<_> = got.iter().map(|c| c.path.to_str().unwrap()).collect();
         assert_eq!(paths, SYSTEM_NAMES);
     }
 
     #[test]
+    fn an_onnxruntime_already_loaded_is_the_only_candidate() {
+        let beside = dir_with("loaded", &["libonnxruntime.so.1.31.1"]);
+        let python = dir_with(
+            "python",
+            &["libonnxruntime.so.1.22.0", "onnxruntime_pybind11_state.so"],
+        );
+        let mut search = search(None, Some(&beside));
+        search.loaded = vec![
+            "/usr/lib/libm.so.6".into(),
+            "/host/capi/libonnxruntime_providers_shared.so".into(),
+            python.join("onnxruntime_pybind11_state.so"),
+            "/host/capi/libonnxruntime.so.1.20.1".into(),
+        ];
+        let got = candidates(&search);
+        std::fs::remove_dir_all(&beside).unwrap();
+        std::fs::remove_dir_all(&python).unwrap();
+        assert_eq!(
+            got.iter().map(|c| c.path.clone()).collect::<Vec<_>>(),
+            [
+                python.join("libonnxruntime.so.1.22.0"),
+                "/host/capi/libonnxruntime.so.1.20.1".into()
+            ]
+        );
+        assert!(got
+            .iter()
+            .all(|c| c.source.contains("ORT_DYLIB_PATH chooses another")));
+    }
+
+    #[test]
+    fn a_host_builds_run_path_comes_before_the_librarys_own_places() {
+        let capi = dir_with(
+            "capi",
+            &[
+                "libonnxruntime.so.1.22.0",
+                "libonnxruntime_providers_openvino.so",
+            ],
+        );
+        let beside = dir_with("beside", &["libonnxruntime.so.1.31.1"]);
+        let mut search = search(None, Some(&beside));
+        search.host_builds = vec![HostBuild {
+            object: "/host/native/libc_embed_runtime.abc.so".into(),
+            run_path: vec!["/nonexistent".into(), capi.clone()],
+        }];
+        let got = candidates(&search);
+        std::fs::remove_dir_all(&capi).unwrap();
+        std::fs::remove_dir_all(&beside).unwrap();
+        assert_eq!(
+            names(&got),
+            [
+                "libonnxruntime.so.1.22.0",
+                "libonnxruntime.so.1.31.1",
+                "libonnxruntime.so",
+                "libonnxruntime.so.1"
+            ]
+        );
+        assert_eq!(
+            got[0].source,
+            "on the -rpath of /host/native/libc_embed_runtime.abc.so"
+        );
+    }
+
+    #[test]
     fn libraries_beside_come_first_unversioned_then_newest() {
-        let dir = std::env::temp_dir().join(format!("cer-loader-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        for name in [
-            "libonnxruntime.so.1.24.0",
-            "libonnxruntime.so.1.31.1",
-            "libonnxruntime.so",
-            "libonnxruntime_providers_shared.so",
-            "libonnxruntime.so.bak-x",
-        ] {
-            std::fs::write(dir.join(name), b"").unwrap();
-        }
+        let dir = dir_with(
+            "order",
+            &[
+                "libonnxruntime.so.1.24.0",
+                "libonnxruntime.so.1.31.1",
+                "libonnxruntime.so",
+                "libonnxruntime_providers_shared.so",
+                "libonnxruntime.so.bak-x",
+            ],
+        );
         let installed = dir.join(INSTALL_SUBDIR);
         std::fs::create_dir_all(&installed).unwrap();
         std::fs::write(installed.join("libonnxruntime.so.1.31.1"), b"").unwrap();
-        let got = candidates(None, Some(&dir));
+        let got = candidates(&search(None, Some(&dir)));
         assert_eq!(got[3].path, installed.join("libonnxruntime.so.1.31.1"));
-        let names: Vec<_> = got
-            .iter()
-            .map(|c| c.path.file_name().unwrap().to_str().unwrap().to_owned())
-            .collect();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(
-            names,
+            names(&got),
             [
                 "libonnxruntime.so",
                 "libonnxruntime.so.1.31.1",

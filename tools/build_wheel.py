@@ -4,7 +4,7 @@
     tools/build_wheel.py [--library target/release/libc_embed_runtime.so] [--out build/wheel]
 
 Writes ``c_embed_runtime-<version>-py3-none-manylinux_2_<N>_<arch>.whl`` and prints
-its path. The wheel holds python/c_embed_runtime/*.py, the library as
+its path. The wheel holds python/c_embed_runtime/*.py and c_embed_runtime.cpp.in, the library as
 ``c_embed_runtime/lib/libc_embed_runtime.so`` and, beside it, the ONNX Runtime the
 library was built and tested with: the ``libonnxruntime.so.1.*`` and
 ``libonnxruntime_providers_shared.so`` that ``make build`` put beside the library
@@ -55,6 +55,11 @@ SYSTEM_LIBRARIES = {
 TEXT_SYMBOL = "c_embed_runtime_embed_text"
 # Fixed entry times, so the same inputs make the same wheel.
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def package_files() -> list[Path]:
+    """The package's modules and the drop-in source's template (_host_source.py reads it)."""
+    return sorted([*PACKAGE_DIR.glob("*.py"), PACKAGE_DIR / "c_embed_runtime.cpp.in"])
 
 
 def crate_version() -> str:
@@ -125,7 +130,7 @@ def build(library: Path, out_dir: Path) -> Path:
     onnxruntime = bundled_onnxruntime(library)
     tag = f"py3-none-{platform_tag([library, *onnxruntime])}"
     dist_info = f"c_embed_runtime-{version}.dist-info"
-    files = [(f"c_embed_runtime/{source.name}", source.read_bytes(), 0o644) for source in sorted(PACKAGE_DIR.glob("*.py"))]
+    files = [(f"c_embed_runtime/{source.name}", source.read_bytes(), 0o644) for source in package_files()]
     files.append((f"c_embed_runtime/lib/{LIBRARY_NAME}", library.read_bytes(), 0o755))
     files += [(f"c_embed_runtime/lib/{path.name}", path.read_bytes(), 0o755) for path in onnxruntime]
     wheel_file = f"Wheel-Version: 1.0\nGenerator: tools/build_wheel.py\nRoot-Is-Purelib: false\nTag: {tag}\n"

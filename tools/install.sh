@@ -3,7 +3,7 @@
 # `make uninstall` call it with their variables, as does tools/test_install.sh.
 #
 #   PREFIX=/usr/local DESTDIR= LIBDIR=$PREFIX/lib INCLUDEDIR=$PREFIX/include \
-#   PKGCONFIGDIR=$LIBDIR/pkgconfig tools/install.sh install|uninstall
+#   PKGCONFIGDIR=$LIBDIR/pkgconfig DATADIR=$PREFIX/share tools/install.sh install|uninstall
 #
 # installs (all variables optional, defaults as shown):
 #   $LIBDIR/libc_embed_runtime.so.$VERSION    the library (soname libc_embed_runtime.so.$SO_MAJOR)
@@ -13,6 +13,9 @@
 #   $PKGCONFIGDIR/c_embed_runtime.pc          from tools/c_embed_runtime.pc.in
 #   $LIBDIR/c_embed_runtime/                  the build's ONNX Runtime, where the installed
 #                                             library looks when ORT_DYLIB_PATH is unset
+#   $DATADIR/c_embed_runtime/c_embed_runtime.cpp  the drop-in source for hosts that build the
+#                                             legacy library from source, opening the installed
+#                                             library (python -m c_embed_runtime host-source)
 # It never builds (so `sudo make install` after `make build` runs neither cargo nor pip as root).
 . "$(dirname "$0")/common.sh"
 
@@ -20,6 +23,7 @@ PREFIX=${PREFIX:-/usr/local}
 LIBDIR=${LIBDIR:-$PREFIX/lib}
 INCLUDEDIR=${INCLUDEDIR:-$PREFIX/include}
 PKGCONFIGDIR=${PKGCONFIGDIR:-$LIBDIR/pkgconfig}
+DATADIR=${DATADIR:-$PREFIX/share}
 DESTDIR=${DESTDIR:-}
 INSTALL=${INSTALL:-install}
 ORT_SUBDIR=c_embed_runtime
@@ -39,7 +43,8 @@ uninstall() {
     set -x
     rm -f "$lib_dir/libc_embed_runtime.so" "$lib_dir/libc_embed_runtime.so.$SO_MAJOR" \
         "$lib_dir/libc_embed_runtime.so.$VERSION" "$DESTDIR$INCLUDEDIR/c_embed_runtime.h" \
-        "$DESTDIR$PKGCONFIGDIR/c_embed_runtime.pc"
+        "$DESTDIR$PKGCONFIGDIR/c_embed_runtime.pc" "$DESTDIR$DATADIR/c_embed_runtime/c_embed_runtime.cpp"
+    rmdir "$DESTDIR$DATADIR/c_embed_runtime" 2> /dev/null || true
     rm -f "$lib_dir/$ORT_SUBDIR"/libonnxruntime.so* "$lib_dir/$ORT_SUBDIR/libonnxruntime_providers_shared.so"
     rmdir "$lib_dir/$ORT_SUBDIR" 2> /dev/null || true
 }
@@ -59,6 +64,11 @@ install_built() {
         -e "s|@INCLUDEDIR@|$(under_prefix "$INCLUDEDIR")|" -e "s|@VERSION@|$VERSION|" \
         tools/c_embed_runtime.pc.in > "$DESTDIR$PKGCONFIGDIR/c_embed_runtime.pc"
     chmod 644 "$DESTDIR$PKGCONFIGDIR/c_embed_runtime.pc"
+    # The drop-in source opens the library by its soname's path (any 0.x.y installed there).
+    $INSTALL -d "$DESTDIR$DATADIR/c_embed_runtime"
+    (cd python && "../$VPY" -m c_embed_runtime host-source --library "$LIBDIR/libc_embed_runtime.so.$SO_MAJOR" \
+        --output "$DESTDIR$DATADIR/c_embed_runtime/c_embed_runtime.cpp")
+    chmod 644 "$DESTDIR$DATADIR/c_embed_runtime/c_embed_runtime.cpp"
     { set +x; } 2> /dev/null
     echo "installed c_embed_runtime $VERSION into $DESTDIR$PREFIX"
 }

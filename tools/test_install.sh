@@ -31,6 +31,8 @@ test -f "$so" && test ! -L "$so"
 test "$(readlink "$libdir/libc_embed_runtime.so.$SO_MAJOR")" = "libc_embed_runtime.so.$VERSION"
 test "$(readlink "$libdir/libc_embed_runtime.so")" = "libc_embed_runtime.so.$SO_MAJOR"
 test -f "$root$prefix/include/c_embed_runtime.h"
+grep -qF "#define CER_DEFAULT_LIBRARY \"$prefix/lib/libc_embed_runtime.so.$SO_MAJOR\"" \
+    "$root$prefix/share/c_embed_runtime/c_embed_runtime.cpp"
 ls "$libdir"/c_embed_runtime/libonnxruntime.so.* "$libdir/c_embed_runtime/libonnxruntime_providers_shared.so"
 readelf -d "$so" | grep -F "Library soname: [libc_embed_runtime.so.$SO_MAJOR]"
 if readelf -d "$so" | grep -E 'R(UN)?PATH' | grep -F "$PWD"; then
@@ -68,5 +70,21 @@ env PREFIX="$plain" LIBDIR="$plain/lib" INCLUDEDIR="$plain/include" PKGCONFIGDIR
 env -u ORT_DYLIB_PATH LD_LIBRARY_PATH="$plain/lib" "$it_dir/install_c_prefix" "$TEST_MODELS/tiny_bert.onnx" \
     "$VERSION" > "$it_dir/install_c_prefix.out" || { cat "$it_dir/install_c_prefix.out"; exit 1; }
 grep -q "^onnxruntime: $(realpath "$plain/lib/c_embed_runtime")/libonnxruntime.so." "$it_dir/install_c_prefix.out"
+# The installed drop-in source, built as a host that builds from source does (no
+# ONNX Runtime to link: the installed library's own is used), opens the installed library.
+"$CXX" -O3 -fPIC -shared -std=c++17 "${CWARN[@]}" "$plain/share/c_embed_runtime/c_embed_runtime.cpp" \
+    -o "$it_dir/libc_embed_runtime.host.so"
+env -u ORT_DYLIB_PATH "$PYTHON" -c 'import ctypes, sys
+lib = ctypes.CDLL(sys.argv[1], mode=ctypes.RTLD_GLOBAL)
+lib.c_embed_runtime_create.restype = ctypes.c_void_p
+lib.c_embed_runtime_create.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int64] + [ctypes.c_int32] * 3
+lib.c_embed_runtime_onnxruntime_path.restype = ctypes.c_char_p
+lib.c_embed_runtime_last_create_error.restype = ctypes.c_char_p
+handle = lib.c_embed_runtime_create(sys.argv[2].encode(), b"CPU", 128, 24, 1, 1)
+assert handle, lib.c_embed_runtime_last_create_error()
+mapped = open("/proc/self/maps").read()
+assert sys.argv[3] in mapped, "the installed library is not mapped"
+print("drop-in source: onnxruntime", lib.c_embed_runtime_onnxruntime_path().decode())' \
+    "$it_dir/libc_embed_runtime.host.so" "$TEST_MODELS/tiny_bert.onnx" "$(realpath "$plain/lib/libc_embed_runtime.so.$SO_MAJOR")"
 { set +x; } 2> /dev/null
 echo "test-install: ok"

@@ -1,5 +1,8 @@
 """Embeds text with libc_embed_runtime: ``python -m c_embed_runtime --model M [TEXT ...]``.
 
+``python -m c_embed_runtime host-source [--library PATH] [-o FILE]`` prints the
+drop-in ``c_embed_runtime.cpp`` instead (see ``_host_source``).
+
 The texts are the arguments, or else the lines of standard input (each line one
 text, blank lines included, as UTF-8). The library tokenizes them with the
 model's ``tokenizer.json`` (``--tokenizer``, default: the one beside the model).
@@ -81,6 +84,11 @@ def chunks(texts, size):
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["host-source"]:
+        from . import _host_source
+
+        return _host_source.main(argv[1:])
     args = parse_args(argv)
     texts = args.texts if args.texts else stdin_texts()
     out = open(args.output, "wb") if args.output else sys.stdout.buffer

@@ -32,86 +32,106 @@ OUT_DIM = 32
 TOLERANCE = 1e-5
 
 # The host's side, written as the host writes it (no package of this repository).
+# It loads each of its profiles' libraries in turn (one, or the default and gpu
+# profiles' builds in one process), runs its device loop on each, then embeds its
+# rows with every profile's handle; it reports what the process mapped.
 HOST = textwrap.dedent(
     """
     import ctypes, json, sys
     from ctypes import POINTER, c_char_p, c_float, c_int32, c_int64, c_void_p
     job = json.load(sys.stdin)
-    lib = ctypes.CDLL(job["library"], mode=ctypes.RTLD_GLOBAL)
-    lib.c_embed_runtime_create.argtypes = [c_char_p, c_char_p, c_int64, c_int32, c_int32, c_int32]
-    lib.c_embed_runtime_create.restype = c_void_p
-    lib.c_embed_runtime_last_create_error.argtypes = []
-    lib.c_embed_runtime_last_create_error.restype = c_char_p
-    lib.c_embed_runtime_embed.argtypes = [c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), POINTER(c_float)]
-    lib.c_embed_runtime_embed.restype = c_int32
-    lib.c_embed_runtime_last_error.argtypes = [c_void_p]
-    lib.c_embed_runtime_last_error.restype = c_char_p
-    lib.c_embed_runtime_selected_device.argtypes = [c_void_p]
-    lib.c_embed_runtime_selected_device.restype = c_char_p
-    lib.c_embed_runtime_cpu_fallback_detected.argtypes = [c_void_p]
-    lib.c_embed_runtime_cpu_fallback_detected.restype = c_int32
-    lib.c_embed_runtime_cpu_fallback_detail.argtypes = [c_void_p]
-    lib.c_embed_runtime_cpu_fallback_detail.restype = c_char_p
-    lib.c_embed_runtime_output_dim.argtypes = [c_void_p]
-    lib.c_embed_runtime_output_dim.restype = c_int32
-    lib.c_embed_runtime_seq_len.argtypes = [c_void_p]
-    lib.c_embed_runtime_seq_len.restype = c_int64
-    lib.c_embed_runtime_destroy.argtypes = [c_void_p]
-    lib.c_embed_runtime_destroy.restype = None
-
     n, dim = job["seq_len"], job["out_dim"]
 
-    def embed(handle, ids, mask, types):
+    def declare(lib):
+        lib.c_embed_runtime_create.argtypes = [c_char_p, c_char_p, c_int64, c_int32, c_int32, c_int32]
+        lib.c_embed_runtime_create.restype = c_void_p
+        lib.c_embed_runtime_last_create_error.argtypes = []
+        lib.c_embed_runtime_last_create_error.restype = c_char_p
+        lib.c_embed_runtime_embed.argtypes = [c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), POINTER(c_float)]
+        lib.c_embed_runtime_embed.restype = c_int32
+        lib.c_embed_runtime_last_error.argtypes = [c_void_p]
+        lib.c_embed_runtime_last_error.restype = c_char_p
+        lib.c_embed_runtime_selected_device.argtypes = [c_void_p]
+        lib.c_embed_runtime_selected_device.restype = c_char_p
+        lib.c_embed_runtime_cpu_fallback_detected.argtypes = [c_void_p]
+        lib.c_embed_runtime_cpu_fallback_detected.restype = c_int32
+        lib.c_embed_runtime_cpu_fallback_detail.argtypes = [c_void_p]
+        lib.c_embed_runtime_cpu_fallback_detail.restype = c_char_p
+        lib.c_embed_runtime_output_dim.argtypes = [c_void_p]
+        lib.c_embed_runtime_output_dim.restype = c_int32
+        lib.c_embed_runtime_seq_len.argtypes = [c_void_p]
+        lib.c_embed_runtime_seq_len.restype = c_int64
+        lib.c_embed_runtime_destroy.argtypes = [c_void_p]
+        lib.c_embed_runtime_destroy.restype = None
+        return lib
+
+    def embed(lib, handle, ids, mask, types):
         arrays = [(c_int64 * n)(*values) for values in (ids, mask, types)]
         out = (c_float * dim)()
         if not lib.c_embed_runtime_embed(handle, *arrays, out):
             return None
         return list(out)
 
-    skipped, handle = {}, None
-    for device in job["candidates"]:
-        candidate = lib.c_embed_runtime_create(job["model"].encode(), device.encode(), n, dim, 1, 1)
-        if not candidate:
-            skipped[device] = lib.c_embed_runtime_last_create_error().decode()
-            continue
-        if embed(candidate, *job["probe"]) is None:
-            skipped[device] = lib.c_embed_runtime_last_error(candidate).decode()
-        elif lib.c_embed_runtime_cpu_fallback_detected(candidate):
-            skipped[device] = lib.c_embed_runtime_cpu_fallback_detail(candidate).decode()
-        else:
-            handle = candidate
-            break
-        lib.c_embed_runtime_destroy(candidate)
-    result = {"skipped": skipped, "vectors": []}
-    if handle:
-        result["selected"] = lib.c_embed_runtime_selected_device(handle).decode()
-        result["seq_len"] = lib.c_embed_runtime_seq_len(handle)
-        result["out_dim"] = lib.c_embed_runtime_output_dim(handle)
-        result["vectors"] = [embed(handle, *row) for row in job["rows"]]
-        lib.c_embed_runtime_destroy(handle)
-    print(json.dumps(result))
+    def device_loop(lib):
+        skipped, handle = {}, None
+        for device in job["candidates"]:
+            candidate = lib.c_embed_runtime_create(job["model"].encode(), device.encode(), n, dim, 1, 1)
+            if not candidate:
+                skipped[device] = lib.c_embed_runtime_last_create_error().decode()
+                continue
+            if embed(lib, candidate, *job["probe"]) is None:
+                skipped[device] = lib.c_embed_runtime_last_error(candidate).decode()
+            elif lib.c_embed_runtime_cpu_fallback_detected(candidate):
+                skipped[device] = lib.c_embed_runtime_cpu_fallback_detail(candidate).decode()
+            else:
+                handle = candidate
+                break
+            lib.c_embed_runtime_destroy(candidate)
+        result = {"skipped": skipped, "vectors": []}
+        if handle:
+            result["selected"] = lib.c_embed_runtime_selected_device(handle).decode()
+            result["seq_len"] = lib.c_embed_runtime_seq_len(handle)
+            result["out_dim"] = lib.c_embed_runtime_output_dim(handle)
+        return result, handle
+
+    profiles = []
+    for path in job["libraries"]:
+        lib = declare(ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL))
+        profiles.append((lib, *device_loop(lib)))
+    for lib, result, handle in profiles:
+        if handle:
+            result["vectors"] = [embed(lib, handle, *row) for row in job["rows"]]
+            lib.c_embed_runtime_destroy(handle)
+    with open("/proc/self/maps") as maps:
+        mapped = sorted({line.split()[-1] for line in maps if "/" in line})
+    print(json.dumps({"profiles": [result for _, result, _ in profiles], "mapped": mapped}))
     """
 )
 
 
-def run_host(model, seq_len: int, rows, ort_library=None, **env) -> tuple[dict, str]:
+def run_host(model, seq_len: int, rows, ort_library=None, libraries=None, out_dim=OUT_DIM,
+             **env) -> tuple[dict, str]:
+    """Runs the host in a child process on ``libraries`` (default: the library under
+    test), without $ORT_DYLIB_PATH unless ``ort_library`` is given. Returns the first
+    profile's result (with ``profiles`` and ``mapped`` too) and the child's stderr."""
     environment = {k: v for k, v in os.environ.items() if k != "ORT_DYLIB_PATH"} | env
     if ort_library is not None:
         environment["ORT_DYLIB_PATH"] = str(ort_library)
     as_lists = [[list(map(int, a)) for a in row] for row in rows]
     job = {
-        "library": os.environ["C_EMBED_RUNTIME_LIB"],
+        "libraries": [str(p) for p in libraries or [os.environ["C_EMBED_RUNTIME_LIB"]]],
         "model": str(model),
         "candidates": ["NPU", "GPU", "CPU"],
         "seq_len": seq_len,
-        "out_dim": OUT_DIM,
+        "out_dim": out_dim,
         "probe": as_lists[0],
         "rows": as_lists,
     }
     done = subprocess.run([sys.executable, "-c", HOST], input=json.dumps(job), env=environment,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout), done.stderr
+    report = json.loads(done.stdout)
+    return report["profiles"][0] | report, done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +144,8 @@ def host_rows(tokenizer_json, seq_len):
     return [tokenize(sentence) for sentence in ["probe", *SENTENCES[:5], " ".join(SENTENCES * 3)]]
 
 
-def assert_matches_reference(result, model, seq_len, rows):
-    reference = ReferenceEmbedder(model, seq_len, OUT_DIM)
+def assert_matches_reference(result, model, seq_len, rows, out_dim=OUT_DIM):
+    reference = ReferenceEmbedder(model, seq_len, out_dim)
     expected = np.array([reference.embed(ids, mask, types, trimmed=True) for ids, mask, types in rows])
     got = np.array(result["vectors"])
     diff = float(np.abs(got - expected).max())

@@ -148,6 +148,21 @@ def test_python_m_embeds_the_command_line_text(fresh_venv, elsewhere, real_model
     assert vector.shape == (384,) and abs(float(np.linalg.norm(vector)) - 1) < 1e-4
 
 
+def test_python_m_host_source_prints_the_drop_in_source_for_the_wheels_library(fresh_venv, elsewhere, tmp_path):
+    # After the plain install.
+    source = _run([str(fresh_venv), "-m", "c_embed_runtime", "host-source"], elsewhere)
+    bundled = _site(fresh_venv, elsewhere) / "c_embed_runtime" / "lib" / "libc_embed_runtime.so"
+    assert f'#define CER_DEFAULT_LIBRARY "{bundled}"' in source
+    # Built as the host builds it, it opens that library.
+    (tmp_path / "c_embed_runtime.cpp").write_text(source)
+    _run(["g++", "-O3", "-fPIC", "-shared", "-std=c++17", "c_embed_runtime.cpp", "-o", "host.so"], tmp_path)
+    opened = _run([str(fresh_venv), "-c", "import ctypes, sys; lib = ctypes.CDLL(sys.argv[1], mode=ctypes.RTLD_GLOBAL); "
+                   "lib.c_embed_runtime_version.restype = ctypes.c_char_p; print(lib.c_embed_runtime_version().decode()); "
+                   "print(open('/proc/self/maps').read())", str(tmp_path / "host.so")], elsewhere)
+    assert opened.splitlines()[0] == cargo_version()
+    assert str(bundled) in opened
+
+
 def test_an_installed_onnxruntime_package_wins_over_the_bundled_copy(fresh_venv, elsewhere, real_model):
     # After the plain install: the flavour a gpu or openvino user would have, here the CPU one.
     _pip_install(fresh_venv, f"onnxruntime=={_onnxruntime_version()}", cwd=elsewhere)

@@ -141,7 +141,7 @@ pub fn create_error() -> *const c_char {
             store_text(&mut copy, &last);
             copy.as_ptr().cast()
         })
-        .unwrap_or(c"unknown_create_error".as_ptr())
+        .unwrap_or(crate::error_strings::c_whole::UNKNOWN_CREATE_ERROR.as_ptr())
 }
 
 #[cfg(test)]

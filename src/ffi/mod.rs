@@ -209,7 +209,10 @@ pub unsafe extern "C" fn c_embed_runtime_create(
 /// call of this function. Never NULL.
 #[no_mangle]
 pub extern "C" fn c_embed_runtime_last_create_error() -> *const c_char {
-    catch_panic(c"unknown_create_error".as_ptr(), messages::create_error)
+    catch_panic(
+        error_strings::c_whole::UNKNOWN_CREATE_ERROR.as_ptr(),
+        messages::create_error,
+    )
 }
 
 /// Embeds one sequence of `seq_len` tokens into `out_vec` (`out_dim` floats):
@@ -430,10 +433,13 @@ fn finish_embed(handle: &Handle, embed: impl FnOnce() -> Result<(), EmbedError>)
 ///
 #[no_mangle]
 pub extern "C" fn c_embed_runtime_last_error(handle: *mut c_void) -> *const c_char {
-    catch_panic(c"unknown_error".as_ptr(), || match any_handle_ref(handle) {
-        Some(handle) => handle.errors.get(),
-        None => c"invalid_handle".as_ptr(),
-    })
+    catch_panic(
+        error_strings::c_whole::UNKNOWN_EMBED_ERROR.as_ptr(),
+        || match any_handle_ref(handle) {
+            Some(handle) => handle.errors.get(),
+            None => error_strings::c_whole::INVALID_HANDLE.as_ptr(),
+        },
+    )
 }
 
 /// The device the handle runs on: "NPU", "CUDA", "GPU" (OpenVINO GPU),
@@ -442,10 +448,13 @@ pub extern "C" fn c_embed_runtime_last_error(handle: *mut c_void) -> *const c_ch
 ///
 #[no_mangle]
 pub extern "C" fn c_embed_runtime_selected_device(handle: *mut c_void) -> *const c_char {
-    catch_panic(c"invalid".as_ptr(), || match any_handle_ref(handle) {
-        Some(handle) => handle.runtime.device().name().as_ptr(),
-        None => c"invalid".as_ptr(),
-    })
+    catch_panic(
+        error_strings::c_whole::INVALID_DEVICE.as_ptr(),
+        || match any_handle_ref(handle) {
+            Some(handle) => handle.runtime.device().name().as_ptr(),
+            None => error_strings::c_whole::INVALID_DEVICE.as_ptr(),
+        },
+    )
 }
 
 /// 1 if this handle's session logged a CPU-fallback signal (never on the CPU
@@ -466,12 +475,13 @@ pub extern "C" fn c_embed_runtime_cpu_fallback_detected(handle: *mut c_void) -> 
 ///
 #[no_mangle]
 pub extern "C" fn c_embed_runtime_cpu_fallback_detail(handle: *mut c_void) -> *const c_char {
-    catch_panic(c"invalid_handle".as_ptr(), || {
-        match any_handle_ref(handle) {
+    catch_panic(
+        error_strings::c_whole::INVALID_HANDLE.as_ptr(),
+        || match any_handle_ref(handle) {
             Some(handle) => handle.runtime.fallback().detail().as_ptr(),
-            None => c"invalid_handle".as_ptr(),
-        }
-    })
+            None => error_strings::c_whole::INVALID_HANDLE.as_ptr(),
+        },
+    )
 }
 
 /// The effective (clamped) `out_dim`; 0 for an invalid handle.
@@ -509,6 +519,52 @@ pub extern "C" fn c_embed_runtime_hidden_size(handle: *mut c_void) -> i32 {
 #[no_mangle]
 pub extern "C" fn c_embed_runtime_version() -> *const c_char {
     VERSION.as_ptr()
+}
+
+/// The file of the ONNX Runtime this process's handles run on, as the dynamic
+/// loader mapped it (e.g. `/host/site-packages/onnxruntime/capi/libonnxruntime.so.1.22.0`);
+/// "" before the first successful create (ONNX Runtime is loaded then, once per
+/// process). A string valid for the life of the process, for a host to log.
+/// The order in which it was looked for is in the README ("Which ONNX Runtime").
+#[no_mangle]
+pub extern "C" fn c_embed_runtime_onnxruntime_path() -> *const c_char {
+    catch_panic(c"".as_ptr(), || {
+        crate::loader::in_use().map_or(c"".as_ptr(), |(path, _)| path.as_ptr())
+    })
+}
+
+/// The version of the ONNX Runtime in use (e.g. "1.22.0"); "" before the first
+/// successful create. A string valid for the life of the process.
+#[no_mangle]
+pub extern "C" fn c_embed_runtime_onnxruntime_version() -> *const c_char {
+    catch_panic(c"".as_ptr(), || {
+        crate::loader::in_use().map_or(c"".as_ptr(), |(_, version)| version.as_ptr())
+    })
+}
+
+/// Called by the drop-in source (`c_embed_runtime.cpp`, which a host compiles
+/// in place of the legacy library's source) with the file it was loaded from,
+/// before it forwards its first call. When ONNX Runtime is not loaded yet and
+/// `ORT_DYLIB_PATH` is not set, the first create then looks in the directories
+/// of that file's `-Wl,-rpath` (the `capi/` folder the host links against),
+/// after any ONNX Runtime already loaded in the process and before the
+/// library's own places. Returns 1 when `object_path` names an object loaded in
+/// this process (a repeated call changes nothing), 0 otherwise (NULL included).
+/// Hosts that do not build the drop-in source have no need of it.
+///
+/// # Safety
+/// `object_path` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn c_embed_runtime_register_host_build(object_path: *const c_char) -> i32 {
+    // SAFETY: NULL or NUL-terminated (this function's contract).
+    let object_path = unsafe { optional_c_str(object_path) };
+    catch_panic(0, || {
+        object_path.map_or(0, |path| {
+            i32::from(crate::host_build::register(Path::new(OsStr::from_bytes(
+                path.to_bytes(),
+            ))))
+        })
+    })
 }
 
 /// The crate version as a C string.
