@@ -16,6 +16,9 @@ pub enum Origin {
     OnnxRuntime,
     /// One of this library's own checks.
     Library,
+    /// A panic caught inside the library: the message is the contract's
+    /// `unknown_error` / `unknown_create_error`, with no prefix.
+    Unknown,
 }
 
 /// Why `create` failed. Rendered as `ort_create_error:<message>` or
@@ -77,6 +80,7 @@ impl fmt::Display for CreateError {
         let prefix = match self.origin {
             Origin::OnnxRuntime => ORT_CREATE_ERROR,
             Origin::Library => STD_CREATE_ERROR,
+            Origin::Unknown => "",
         };
         write!(f, "{prefix}{}", self.message)
     }
@@ -100,6 +104,14 @@ impl EmbedError {
         }
     }
 
+    /// A panic caught inside the library (on a helper thread, say): `unknown_error`.
+    pub const fn unknown() -> Self {
+        Self {
+            origin: Origin::Unknown,
+            message: Cow::Borrowed(UNKNOWN_EMBED_ERROR),
+        }
+    }
+
     pub fn library_owned(message: String) -> Self {
         Self {
             origin: Origin::Library,
@@ -120,6 +132,7 @@ impl fmt::Display for EmbedError {
         let prefix = match self.origin {
             Origin::OnnxRuntime => ORT_ERROR,
             Origin::Library => STD_ERROR,
+            Origin::Unknown => "",
         };
         write!(f, "{prefix}{}", self.message)
     }
@@ -128,6 +141,11 @@ impl fmt::Display for EmbedError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_caught_panic_is_the_contracts_unknown_error() {
+        assert_eq!(EmbedError::unknown().to_string(), "unknown_error");
+    }
 
     #[test]
     fn a_reason_ends_without_a_newline_and_carries_the_log() {

@@ -117,6 +117,14 @@ contract_strings! {
 
     /// An embed, in the child of a `fork()`, on a handle made before it.
     embed CREATED_BEFORE_FORK = "handle was created before fork(); create a new handle in the child";
+    /// Strict mode saw a CPU-fallback signal; then `:<detail>` when it has one.
+    embed NPU_CPU_FALLBACK_DETECTED = "npu_cpu_fallback_detected";
+    /// A batch's helper thread went away before it answered.
+    embed HELPER_LOST = "helper_lost";
+    /// The model's output is not a tensor.
+    embed OUTPUT_NOT_TENSOR = "output_not_tensor";
+    /// The output's first dimension is not the batch's rows.
+    embed BATCH_OUTPUT_MISMATCH = "batch_output_mismatch";
     /// A call whose model run was stopped by a destroy of its handle.
     embed HANDLE_DESTROYED = "handle_destroyed: the handle was destroyed during the call";
     /// A model run stopped by the run-time limit (at create or embed); then
@@ -205,6 +213,13 @@ mod tests {
                 "CREATED_BEFORE_FORK",
                 "std_error:handle was created before fork(); create a new handle in the child",
             ),
+            (
+                "NPU_CPU_FALLBACK_DETECTED",
+                "std_error:npu_cpu_fallback_detected",
+            ),
+            ("HELPER_LOST", "std_error:helper_lost"),
+            ("OUTPUT_NOT_TENSOR", "std_error:output_not_tensor"),
+            ("BATCH_OUTPUT_MISMATCH", "std_error:batch_output_mismatch"),
             (
                 "HANDLE_DESTROYED",
                 "std_error:handle_destroyed: the handle was destroyed during the call",

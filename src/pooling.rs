@@ -113,7 +113,9 @@ impl OutputLayout {
             .ok_or(EmbedError::library(INVALID_TOKEN_DIM))?;
         let batch_dim = usize::from(time_major && rank == 3);
         if rows > 1 && usize::try_from(shape[batch_dim]) != Ok(rows) {
-            return Err(EmbedError::library("batch_output_mismatch"));
+            return Err(EmbedError::library(
+                crate::error_strings::BATCH_OUTPUT_MISMATCH,
+            ));
         }
         if rank == 2 {
             return Ok(Self::FirstRow {
@@ -261,7 +263,7 @@ mod tests {
         );
         assert_eq!(
             OutputLayout::from_shape(&[4, 16], 8, 3, false).unwrap_err(),
-            EmbedError::library("batch_output_mismatch")
+            EmbedError::library(crate::error_strings::BATCH_OUTPUT_MISMATCH)
         );
     }
 
@@ -288,7 +290,7 @@ mod tests {
         assert_eq!(pooled, [3.0, 4.0]);
         assert_eq!(
             OutputLayout::from_shape(&[3, 5, 2], 8, 2, true).unwrap_err(),
-            EmbedError::library("batch_output_mismatch")
+            EmbedError::library(crate::error_strings::BATCH_OUTPUT_MISMATCH)
         );
     }
 

@@ -277,9 +277,12 @@ impl EmbedRuntime {
         }
         let detail = self.fallback.detail().to_string_lossy();
         Err(if detail.is_empty() {
-            EmbedError::library("npu_cpu_fallback_detected")
+            EmbedError::library(crate::error_strings::NPU_CPU_FALLBACK_DETECTED)
         } else {
-            EmbedError::library_owned(format!("npu_cpu_fallback_detected:{detail}"))
+            EmbedError::library_owned(format!(
+                "{}:{detail}",
+                crate::error_strings::NPU_CPU_FALLBACK_DETECTED
+            ))
         })
     }
 }
@@ -449,7 +452,7 @@ impl Crew {
         let buffers = state
             .buffers
             .as_ref()
-            .ok_or(EmbedError::library("helper_lost"))?;
+            .ok_or(EmbedError::library(crate::error_strings::HELPER_LOST))?;
         let (shape, data) = buffers.workspace.last_output();
         let group = grouper.group(group);
         let layout = runner.layout(shape, group.len())?;
@@ -476,10 +479,9 @@ impl Helper {
                         let run = std::panic::AssertUnwindSafe(|| {
                             runner.run_loaded(&mut buffers.workspace, rows, len)
                         });
-                        std::panic::catch_unwind(run)
-                            .unwrap_or(Err(EmbedError::library("unknown_error")))
+                        std::panic::catch_unwind(run).unwrap_or(Err(EmbedError::unknown()))
                     }
-                    None => Err(EmbedError::library("helper_lost")),
+                    None => Err(EmbedError::library(crate::error_strings::HELPER_LOST)),
                 };
                 state.result = result;
                 state.job = None;
@@ -526,7 +528,7 @@ impl Helpers for Crew {
                         let mut state = helper.state.lock().unwrap_or_else(PoisonError::into_inner);
                         let loaded = match state.buffers.as_mut() {
                             Some(b) => runner.load(&mut b.workspace, window, group, lens, len),
-                            None => Err(EmbedError::library("helper_lost")),
+                            None => Err(EmbedError::library(crate::error_strings::HELPER_LOST)),
                         };
                         if let Err(e) = loaded {
                             failure = Some(e);

@@ -600,7 +600,7 @@ unsafe fn tensor_over<T: Copy>(
 /// error for it.
 fn output_data(output: &DynValue) -> Result<(&[i64], OutputData<'_>), EmbedError> {
     let ValueType::Tensor { ty, shape, .. } = output.dtype() else {
-        return Err(EmbedError::library("output_not_tensor"));
+        return Err(EmbedError::library(crate::error_strings::OUTPUT_NOT_TENSOR));
     };
     let data = match OutputType::of(*ty) {
         Some(OutputType::F32) => {

@@ -12,6 +12,7 @@ mod common;
 use std::path::Path;
 
 use c_embed_runtime::device::Device;
+use c_embed_runtime::error_strings::whole;
 use c_embed_runtime::runtime::{CreateOptions, EmbedRuntime, FallbackSignals, TokenInput};
 use common::{sentence, test_model};
 
@@ -91,9 +92,9 @@ fn strict_mode_fails_embed_with_the_signal_detail() {
     let error = embed(&strict).unwrap_err();
     assert_eq!(
         error,
-        format!("std_error:npu_cpu_fallback_detected:{}", detail(&strict))
+        format!("{}:{}", whole::NPU_CPU_FALLBACK_DETECTED, detail(&strict))
     );
-    assert!(error.len() <= "std_error:npu_cpu_fallback_detected:".len() + 640);
+    assert!(error.len() <= whole::NPU_CPU_FALLBACK_DETECTED.len() + 1 + 640);
 
     let strict_clean = runtime(&test_model("tiny_bert"), true, FallbackSignals::Always);
     assert!(embed(&strict_clean).is_ok());

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use c_embed_runtime::device::{Device, TEST_OPENVINO_OPTIONS_ENV};
+use c_embed_runtime::error_strings::whole;
 use c_embed_runtime::execution::ExecutionClass;
 use c_embed_runtime::loader::ORT_PATH_ENV;
 use c_embed_runtime::runtime::{CreateOptions, EmbedRuntime, FallbackSignals, TokenInput};
@@ -155,7 +156,7 @@ fn strict_mode_fails_embeds_after_a_fallback_signal_on_openvino() {
         .unwrap_err();
     assert!(
         err.to_string()
-            .starts_with("std_error:npu_cpu_fallback_detected:"),
+            .starts_with(&format!("{}:", whole::NPU_CPU_FALLBACK_DETECTED)),
         "{err}"
     );
     let lenient = create(&model, Device::OpenVinoCpu, false).expect("lenient");

@@ -144,8 +144,8 @@ fn finish_create(created: Result<Handle, Option<CreateError>>) -> *mut c_void {
 ///   Above 1,048,576 the create fails.
 /// - `out_dim`: length of the output vector, clamped to at least 1.
 /// - `threads`: ONNX Runtime intra-op threads per session, clamped to 1..=64.
-///   A CPU handle opens up to (cores / threads) sessions, at most 4, when several
-///   threads embed on it at once.
+///   The handle has one session; threads that embed on it at once share it,
+///   each in its own pooled buffers.
 /// - `strict`: non-zero makes `embed` fail once a CPU-fallback signal was seen on
 ///   a non-CPU device.
 ///
