@@ -1,7 +1,8 @@
 //! Loading ONNX Runtime and building the one process-wide `ort` environment.
 //!
-//! The library is found at the first `create`, in this order (the first rule
-//! that names any file decides, except the last three, tried in turn):
+//! The library is found at the first `create`, in this order. Rules 1 and 2
+//! are exclusive: when either names a file, only its files are tried. Rules
+//! 3 to 5 are tried in turn until one loads.
 //! 1. `ORT_DYLIB_PATH`, when set and not empty (an explicit choice: nothing else is tried);
 //! 2. an ONNX Runtime already loaded in the process: a `libonnxruntime.so*`
 //!    (linked by the host's build, preloaded, or loaded by another library), or the one
