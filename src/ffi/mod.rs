@@ -1,7 +1,7 @@
 //! The C ABI: the exported functions of `abi.md`, exactly as the legacy library
 //! declared them. This layer only converts pointers, catches panics and turns
 //! results into the ABI's return values and error strings; the work is done in
-//! [`crate::run::runtime`].
+//! [`crate::run`].
 //!
 //! **Handles** are tokens of a registry, not addresses: every function checks
 //! the value it is given, so NULL, a destroyed handle, a handle destroyed twice,

@@ -47,7 +47,7 @@ pub enum ExecutionClass {
     SameLength,
     /// (c) One row at a time at its own length.
     Alone,
-    /// Legacy ([`PADDED_ENV`]): one row at a time at `seq_len`, the mask as given.
+    /// Legacy (`PADDED_ENV`): one row at a time at `seq_len`, the mask as given.
     Padded,
 }
 

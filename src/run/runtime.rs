@@ -71,7 +71,7 @@ pub enum FallbackSignals {
 #[derive(Clone, Debug)]
 pub struct CreateOptions<'a> {
     pub model_path: &'a Path,
-    /// Devices to try in order (see [`crate::ort::device::plan`]).
+    /// Devices to try in order (see `ort::device::plan`).
     pub devices: &'a [Device],
     pub seq_len: i64,
     pub out_dim: i32,
