@@ -28,7 +28,7 @@ use tokenizers::{PostProcessor, Tokenizer, TruncationParams};
 
 use crate::error::{CreateError, EmbedError};
 use crate::error_strings::{CANNOT_LOAD_TOKENIZER, TOKENIZER_PATH_EMPTY};
-use crate::runtime::{self, EmbedRuntime, TokenRows};
+use crate::run::runtime::{self, EmbedRuntime, TokenRows};
 
 /// Rows a pooled buffer keeps between calls; a larger batch allocates its rows
 /// for that call only.
@@ -86,10 +86,6 @@ impl TextTokenizer {
             seq_len,
             rows: RowPool::default(),
         })
-    }
-
-    pub fn seq_len(&self) -> usize {
-        self.seq_len
     }
 
     /// Encodes `text` into `row` (each array `seq_len` long): its tokens, then
@@ -232,7 +228,7 @@ mod tests {
     }
 
     fn encode(tokenizer: &TextTokenizer, text: &str) -> (usize, [Vec<i64>; 3]) {
-        let n = tokenizer.seq_len();
+        let n = tokenizer.seq_len;
         let mut arrays = [vec![9; n], vec![9; n], vec![9; n]];
         let [ids, mask, token_types] = &mut arrays;
         let row = RowMut {

@@ -7,11 +7,9 @@
 
 mod common;
 
-use c_embed_runtime::device::Device;
-use c_embed_runtime::execution::{ExecutionClass, PROBE_TOLERANCE};
-use c_embed_runtime::runtime::{
-    CreateOptions, EmbedRuntime, FallbackSignals, TokenInput, TokenRows,
-};
+use c_embed_runtime::model::{ExecutionClass, PROBE_TOLERANCE};
+use c_embed_runtime::ort::Device;
+use c_embed_runtime::run::{CreateOptions, EmbedRuntime, FallbackSignals, TokenInput, TokenRows};
 use common::{paraphrase_model, real_model, sentence, test_model, CLASS_MODELS};
 
 fn runtime(model: &std::path::Path, seq_len: i64) -> EmbedRuntime {

@@ -11,9 +11,9 @@ mod common;
 
 use std::path::Path;
 
-use c_embed_runtime::device::Device;
 use c_embed_runtime::error_strings::whole;
-use c_embed_runtime::runtime::{CreateOptions, EmbedRuntime, FallbackSignals, TokenInput};
+use c_embed_runtime::ort::Device;
+use c_embed_runtime::run::{CreateOptions, EmbedRuntime, FallbackSignals, TokenInput};
 use common::{sentence, test_model};
 
 const SEQ_LEN: usize = 16;

@@ -5,12 +5,10 @@
 
 mod common;
 
-use c_embed_runtime::buffers::MAX_CACHED_SHAPES;
-use c_embed_runtime::device::Device;
-use c_embed_runtime::runtime::{
-    CreateOptions, EmbedRuntime, FallbackSignals, TokenInput, TokenRows,
-};
-use c_embed_runtime::workspace::KEEP_BYTES;
+use c_embed_runtime::ort::Device;
+use c_embed_runtime::run::KEEP_BYTES;
+use c_embed_runtime::run::MAX_CACHED_SHAPES;
+use c_embed_runtime::run::{CreateOptions, EmbedRuntime, FallbackSignals, TokenInput, TokenRows};
 use common::{real_model, sentence, test_model, CLASS_MODELS};
 
 fn runtime(model: &std::path::Path, seq_len: i64, threads: i32) -> EmbedRuntime {

@@ -11,11 +11,11 @@ mod common;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use c_embed_runtime::device::{Device, TEST_OPENVINO_OPTIONS_ENV};
 use c_embed_runtime::error_strings::whole;
-use c_embed_runtime::execution::ExecutionClass;
-use c_embed_runtime::loader::ORT_PATH_ENV;
-use c_embed_runtime::runtime::{CreateOptions, EmbedRuntime, FallbackSignals, TokenInput};
+use c_embed_runtime::model::ExecutionClass;
+use c_embed_runtime::ort::ORT_PATH_ENV;
+use c_embed_runtime::ort::{Device, TEST_OPENVINO_OPTIONS_ENV};
+use c_embed_runtime::run::{CreateOptions, EmbedRuntime, FallbackSignals, TokenInput};
 use common::{real_model, sentence, test_model};
 
 /// Largest component difference between OpenVINO's CPU device and ONNX

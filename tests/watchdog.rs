@@ -1,15 +1,15 @@
-//! The watchdog (src/watchdog.rs) with a real ONNX Runtime's run options.
+//! The watchdog (src/ort/watchdog.rs) with a real ONNX Runtime's run options.
 
 mod common;
 
 use std::time::Duration;
 
-use c_embed_runtime::watchdog::{RunControl, RunGate, Watch, RUN_TIMEOUT_ENV};
+use c_embed_runtime::ort::{RunControl, RunGate, Watch, RUN_TIMEOUT_ENV};
 
 /// Run options need ONNX Runtime loaded.
 fn load_onnx_runtime() {
     common::test_model("tiny_bert");
-    c_embed_runtime::loader::environment().expect("ONNX Runtime loads");
+    c_embed_runtime::ort::environment().expect("ONNX Runtime loads");
 }
 
 #[test]

@@ -5,7 +5,7 @@ of an installed ``onnxruntime`` import package, whichever flavour installed it
 (``onnxruntime``, ``onnxruntime-gpu``, ``onnxruntime-openvino``: they all install
 ``onnxruntime/capi/``), so a gpu or openvino user installs only their flavour and
 it is used; else the CPU ONNX Runtime bundled beside the library (``lib/``), which
-the library finds by itself (src/loader.rs). :func:`prefer_installed_runtime`
+the library finds by itself (src/ort/loader.rs). :func:`prefer_installed_runtime`
 hands the installed package's to the library through ``$ORT_DYLIB_PATH`` of this
 process (read at the first create; child processes inherit it). The flavours
 overwrite each other's files, so the wheel depends on none of them; its extras
@@ -19,7 +19,7 @@ import os
 import re
 from pathlib import Path
 
-#: Read by the library at its first create (src/loader.rs).
+#: Read by the library at its first create (src/ort/loader.rs).
 ORT_PATH_ENV = "ORT_DYLIB_PATH"
 
 _VERSIONED_NAME = re.compile(r"libonnxruntime\.so\.(\d+(?:\.\d+)*)$")

@@ -52,10 +52,19 @@ def _contract_errors() -> dict[str, str]:
 ERRORS = _contract_errors()
 
 
-def header_functions() -> set[str]:
-    """The functions include/c_embed_runtime.h declares (generated from the code)."""
-    header = (REPO / "include" / "c_embed_runtime.h").read_text()
-    return set(re.findall(r"^[^ */].*\b(c_embed_runtime_[a-z_]+)\(", header, re.M))
+def header_prototypes() -> dict[str, tuple[str, list[str]]]:
+    """Each function include/c_embed_runtime.h declares (generated from the code):
+    name -> (return type, parameter types), C spelling with single spaces."""
+    header = re.sub(r"/\*.*?\*/|//[^\n]*", "", (REPO / "include" / "c_embed_runtime.h").read_text(), flags=re.S)
+    found = {}
+    for returns, name, params in re.findall(r"([A-Za-z_][\w \*]*?)\s*\b(c_embed_runtime_\w+)\(([^)]*)\);", header):
+        types = []
+        for param in params.split(","):
+            param = " ".join(param.split())
+            if param and param != "void":
+                types.append(re.sub(r"\s*\w+$", "", param).replace(" *", "*").replace("*", " *").strip())
+        found[name] = (" ".join(returns.replace("*", " *").split()), types)
+    return found
 
 
 def run_in_threads(worker, count: int) -> None:

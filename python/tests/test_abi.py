@@ -10,17 +10,30 @@ import numpy as np
 import pytest
 
 from c_embed_runtime import PROTOTYPES, EmbedRuntime, EmbedRuntimeError, Tokenizer
-from conftest import ERRORS, header_functions
+from conftest import ERRORS, header_prototypes
 
 
-def test_every_prototype_is_declared_as_the_spec_says(lib):
-    for name, (restype, argtypes) in PROTOTYPES.items():
-        function = getattr(lib, name)
-        assert function.restype is restype
-        assert function.argtypes == argtypes
+# The header's C types as ctypes spells them (the legacy host's declarations).
+CTYPES = {
+    "void": None,
+    "void *": ctypes.c_void_p,
+    "const char *": ctypes.c_char_p,
+    "int32_t": ctypes.c_int32,
+    "int64_t": ctypes.c_int64,
+    "const int64_t *": ctypes.POINTER(ctypes.c_int64),
+    "int64_t *": ctypes.POINTER(ctypes.c_int64),
+    "float *": ctypes.POINTER(ctypes.c_float),
+    "const char *const *": ctypes.POINTER(ctypes.c_char_p),
+}
+
+
+def test_every_prototype_matches_the_header():
     # One prototype for each function the generated header declares (the list
-    # `make test-symbols` checks the exported symbols against), and no other.
-    assert set(PROTOTYPES) == header_functions()
+    # `make test-symbols` checks the exported symbols against), with its C types.
+    header = header_prototypes()
+    assert set(PROTOTYPES) == set(header)
+    for name, (returns, params) in header.items():
+        assert PROTOTYPES[name] == (CTYPES[returns], [CTYPES[p] for p in params]), name
 
 
 def test_legacy_host_flow_on_the_real_model(lib, real_model, tokenizer_json):

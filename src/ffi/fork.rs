@@ -19,7 +19,7 @@ use super::registry::RegistryGuard;
 use super::{messages, Handle, HANDLES};
 #[cfg(doc)]
 use crate::error_strings::CREATED_BEFORE_FORK;
-use crate::watchdog::{self, ForkLock};
+use crate::ort::watchdog::{self, ForkLock};
 
 /// The process generation: 0 in the process that loaded the library, one more
 /// in each child of a `fork()`.

@@ -1,7 +1,7 @@
 //! The C ABI: the exported functions of `abi.md`, exactly as the legacy library
 //! declared them. This layer only converts pointers, catches panics and turns
 //! results into the ABI's return values and error strings; the work is done in
-//! [`crate::runtime`].
+//! [`crate::run`].
 //!
 //! **Handles** are tokens of a registry, not addresses: every function checks
 //! the value it is given, so NULL, a destroyed handle, a handle destroyed twice,
@@ -41,10 +41,10 @@ use std::sync::Arc;
 use self::boundary::{catch_panic, optional_c_str, optional_slice, optional_slice_mut};
 use self::messages::ThreadMessages;
 use self::registry::Registry;
-use crate::device;
 use crate::error::{CreateError, EmbedError, UNKNOWN_CREATE_ERROR, UNKNOWN_EMBED_ERROR};
 use crate::error_strings;
-use crate::runtime::{CreateOptions, EmbedRuntime, FallbackSignals, TokenRows};
+use crate::ort::device;
+use crate::run::runtime::{CreateOptions, EmbedRuntime, FallbackSignals, TokenRows};
 
 /// What a handle points to.
 struct Handle {
@@ -529,7 +529,7 @@ pub extern "C" fn c_embed_runtime_version() -> *const c_char {
 #[no_mangle]
 pub extern "C" fn c_embed_runtime_onnxruntime_path() -> *const c_char {
     catch_panic(c"".as_ptr(), || {
-        crate::loader::in_use().map_or(c"".as_ptr(), |(path, _)| path.as_ptr())
+        crate::ort::loader::in_use().map_or(c"".as_ptr(), |(path, _)| path.as_ptr())
     })
 }
 
@@ -538,7 +538,7 @@ pub extern "C" fn c_embed_runtime_onnxruntime_path() -> *const c_char {
 #[no_mangle]
 pub extern "C" fn c_embed_runtime_onnxruntime_version() -> *const c_char {
     catch_panic(c"".as_ptr(), || {
-        crate::loader::in_use().map_or(c"".as_ptr(), |(_, version)| version.as_ptr())
+        crate::ort::loader::in_use().map_or(c"".as_ptr(), |(_, version)| version.as_ptr())
     })
 }
 
@@ -560,9 +560,9 @@ pub unsafe extern "C" fn c_embed_runtime_register_host_build(object_path: *const
     let object_path = unsafe { optional_c_str(object_path) };
     catch_panic(0, || {
         object_path.map_or(0, |path| {
-            i32::from(crate::host_build::register(Path::new(OsStr::from_bytes(
-                path.to_bytes(),
-            ))))
+            i32::from(crate::ort::host_build::register(Path::new(
+                OsStr::from_bytes(path.to_bytes()),
+            )))
         })
     })
 }

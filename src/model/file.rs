@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::CreateError;
 use crate::error_strings::NOT_A_REGULAR_FILE;
-use crate::runtime::shown;
+use crate::run::runtime::shown;
 
 /// A model's bytes and the directory its external data is read from.
 pub struct ModelFile {

@@ -31,9 +31,9 @@ use ort::AsPointer;
 
 use crate::error::EmbedError;
 use crate::error_strings::UNSUPPORTED_INPUT_TYPE;
-use crate::model::OutputType;
-use crate::pooling::{Bf16, F16};
-use crate::watchdog::{RunControl, RunGate, Watch};
+use crate::model::plan::OutputType;
+use crate::ort::watchdog::{RunControl, RunGate, Watch};
+use crate::postprocess::{Bf16, F16};
 
 /// Run shapes (rows, length) whose tensors are kept. A caller mixing more
 /// shapes than this recreates the least recently used one (a few allocations).
@@ -227,10 +227,6 @@ impl OutputData<'_> {
             Self::F16(d) => d.len(),
             Self::Bf16(d) => d.len(),
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

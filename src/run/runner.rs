@@ -27,10 +27,10 @@
 //! output instead, decided once for the handle.
 //!
 //! **Batches** are ordered by row length and grouped by a cost model measured
-//! at create ([`crate::batching`]); results go back in the caller's order.
+//! at create ([`crate::run::batching`]); results go back in the caller's order.
 //! Which rows may share a run, and whether a row may be padded next to a longer
 //! one, is the handle's [`ShapePolicy`], found by the self-check at create
-//! ([`crate::execution`]): a row's vector depends only on its own tokens.
+//! ([`crate::model::execution_class`]): a row's vector depends only on its own tokens.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -39,14 +39,14 @@ use std::time::Instant;
 use ort::session::Session;
 use ort::value::{Outlet, ValueType};
 
-use crate::batching::{CostModel, Grouper, Grouping, WINDOW};
 use crate::error::{CreateError, EmbedError};
-use crate::execution::{self, ExecutionClass, SelfCheck, ShapePolicy};
-use crate::model::{self, InputFill, OutputType};
-use crate::pooling::{self, OutputElement, OutputLayout};
-use crate::watchdog::RunGate;
-pub use crate::workspace::MAX_CACHED_SHAPES;
-use crate::workspace::{Element, OutputData, OutputMode, RunNames, Workspace, KEEP_BYTES};
+use crate::model::execution_class::{self, ExecutionClass, SelfCheck, ShapePolicy};
+use crate::model::plan::{self, InputFill, OutputType};
+use crate::ort::watchdog::RunGate;
+use crate::postprocess::{self, OutputElement, OutputLayout};
+use crate::run::batching::{CostModel, Grouper, Grouping, WINDOW};
+pub use crate::run::workspace::MAX_CACHED_SHAPES;
+use crate::run::workspace::{Element, OutputData, OutputMode, RunNames, Workspace, KEEP_BYTES};
 
 /// Most rows one run holds. On CPU, groups of 8-16 already amortise the fixed
 /// cost of a run; on GPUs and NPUs 32 rows are past the point where larger
@@ -127,8 +127,8 @@ fn declared_policy(inputs: &[Outlet]) -> ShapePolicy {
     let all = |f: fn(&[i64]) -> bool| dims.iter().all(|d| d.is_some_and(f));
     let has_mask = inputs.iter().any(|i| i.name() == "attention_mask");
     ShapePolicy {
-        trims: has_mask && all(|d| model::is_dynamic(d[1])),
-        batches: all(|d| model::is_dynamic(d[0])),
+        trims: has_mask && all(|d| plan::is_dynamic(d[1])),
+        batches: all(|d| plan::is_dynamic(d[0])),
         class: ExecutionClass::Free,
         time_major: false,
         data_dependent_output: false,
@@ -230,8 +230,8 @@ pub struct ModelRunner {
 
 impl ModelRunner {
     /// Plans the inputs of `session`, runs the self-check
-    /// ([`execution::self_check`]: the execution class, or the padded class
-    /// when [`execution::PADDED_ENV`] asks for it, and the output's layout),
+    /// ([`execution_class::self_check`]: the execution class, or the padded class
+    /// when [`execution_class::PADDED_ENV`] asks for it, and the output's layout),
     /// then learns the output's shape rule and the cost model ([`Self::learn`]),
     /// using the returned first caller's buffers. Inputs the contract cannot
     /// fill fail here; a model whose output is unusable still opens: each
@@ -245,15 +245,15 @@ impl ModelRunner {
         static_shapes: bool,
         gate: Arc<RunGate>,
     ) -> Result<(Self, EmbedBuffers, SelfCheck), CreateError> {
-        model::check_model(session.inputs(), session.outputs())?;
-        let (output_index, output_type) = model::select_output(session.outputs())?;
+        plan::check_model(session.inputs(), session.outputs())?;
+        let (output_index, output_type) = plan::select_output(session.outputs())?;
         let output_name = session.outputs()[output_index].name().to_owned();
         let mut policy = declared_policy(session.inputs());
         if static_shapes {
             policy.trims = false;
             policy.batches = false;
         }
-        let specs = model::plan_inputs(session.inputs(), seq_len)?;
+        let specs = plan::plan_inputs(session.inputs(), seq_len)?;
         let names = RunNames::new(specs.iter().map(|s| s.name.as_str()), &output_name)
             .map_err(create_error)?;
         let inputs = specs
@@ -277,9 +277,9 @@ impl ModelRunner {
             gate,
         };
         let mut buffers = runner.new_buffers().map_err(create_error)?;
-        let forced =
-            (static_shapes || execution::padded_requested()).then_some(ExecutionClass::Padded);
-        let check = execution::self_check(
+        let forced = (static_shapes || execution_class::padded_requested())
+            .then_some(ExecutionClass::Padded);
+        let check = execution_class::self_check(
             &mut Probe {
                 runner: &mut runner,
                 buffers: &mut buffers,
@@ -396,10 +396,6 @@ impl ModelRunner {
         Ok(())
     }
 
-    pub fn seq_len(&self) -> usize {
-        self.seq_len
-    }
-
     /// How this handle runs rows (the self-check's policy) and its hidden size.
     pub fn plan(&self) -> ExecutionPlan {
         ExecutionPlan {
@@ -411,11 +407,6 @@ impl ModelRunner {
     /// The last dimension of the output, 0 when no run has shown it.
     pub fn hidden(&self) -> usize {
         self.hidden
-    }
-
-    /// The measured cost model of a run.
-    pub fn cost(&self) -> CostModel {
-        self.cost
     }
 
     /// Whether ONNX Runtime allocates each output (its shape is not predictable).
@@ -623,7 +614,7 @@ impl ModelRunner {
 }
 
 /// Lets a batch run some of its groups elsewhere at the same time (the
-/// handle's helper threads, `crate::runtime`).
+/// handle's helper threads, `crate::run::runtime`).
 pub trait Helpers {
     /// Runs every group planned in `buffers.grouper` for `window`, pooling each
     /// row into `out` (the window's rows, in the caller's order).
@@ -700,14 +691,14 @@ fn pool_typed<T: OutputElement>(
 ) -> Result<(), EmbedError> {
     for (index, &row) in group.iter().enumerate() {
         let row = row as usize;
-        pooling::pool(data, layout, index, window.row(row).mask, pooled);
-        pooling::fold_and_normalize(pooled, &mut out[row * out_dim..(row + 1) * out_dim])?;
+        postprocess::pool(data, layout, index, window.row(row).mask, pooled);
+        postprocess::fold_and_normalize(pooled, &mut out[row * out_dim..(row + 1) * out_dim])?;
     }
     Ok(())
 }
 
 /// The self-check's view of a handle being created: its runner and first
-/// buffers ([`execution::self_check`] runs probes through it).
+/// buffers ([`execution_class::self_check`] runs probes through it).
 pub struct Probe<'a> {
     runner: &'a mut ModelRunner,
     buffers: &'a mut EmbedBuffers,
@@ -740,7 +731,7 @@ impl Probe<'_> {
     /// values, row after row) and the output shape.
     pub fn probe_run(
         &mut self,
-        rows: &execution::OwnedRows,
+        rows: &execution_class::OwnedRows,
         own_lens: &[usize],
         len: usize,
     ) -> Result<(Vec<f32>, Vec<i64>), EmbedError> {
@@ -769,7 +760,7 @@ impl Probe<'_> {
     /// allocates the output).
     pub fn output_shape(
         &mut self,
-        rows: &execution::OwnedRows,
+        rows: &execution_class::OwnedRows,
         own_lens: &[usize],
         len: usize,
     ) -> Result<Vec<i64>, EmbedError> {

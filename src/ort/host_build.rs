@@ -3,14 +3,14 @@
 //! which forwards every call to this library. Each build says who it is at its
 //! first call (`c_embed_runtime_register_host_build`); the directories its
 //! `-Wl,-rpath` names (the ONNX Runtime `capi/` folder the host linked the
-//! legacy library against) are where [`crate::loader`] looks for ONNX Runtime
+//! legacy library against) are where [`crate::ort::loader`] looks for ONNX Runtime
 //! before its own places. The link alone loads nothing: the drop-in source
 //! calls no ONNX Runtime function, so GCC's `--as-needed` drops the `-l`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use crate::dynamic_loader;
+use crate::ort::dynamic_loader;
 
 /// One registered build: the loaded object and the directories of its own run path.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,7 +9,7 @@
 //!    beside a loaded Python `onnxruntime` package's extension module. Nothing
 //!    else is tried, so the process keeps one ONNX Runtime, the host's;
 //! 3. a `libonnxruntime.so*` in the directories of a registered host build's
-//!    `-Wl,-rpath` ([`crate::host_build`]: the drop-in source's build, which does
+//!    `-Wl,-rpath` ([`crate::ort::host_build`]: the drop-in source's build, which does
 //!    not load the ONNX Runtime it was linked against by itself);
 //! 4. a `libonnxruntime.so*` beside `libc_embed_runtime.so` (where the build puts one),
 //!    then in its `c_embed_runtime/` subdirectory (where `make install` puts the
@@ -39,8 +39,8 @@ use ort::logging::LogLevel;
 
 use crate::error::CreateError;
 use crate::error_strings::COULD_NOT_LOAD_ONNX_RUNTIME;
-use crate::host_build::{self, HostBuild};
-use crate::{dynamic_loader, logging};
+use crate::ort::host_build::{self, HostBuild};
+use crate::ort::{dynamic_loader, logging};
 
 /// Overrides where ONNX Runtime is loaded from.
 pub const ORT_PATH_ENV: &str = "ORT_DYLIB_PATH";

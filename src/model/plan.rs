@@ -40,7 +40,7 @@ pub enum InputFill {
 
 impl InputFill {
     /// Whether the caller's arrays feed this input (then it holds `seq_len` values).
-    pub fn from_caller(self) -> bool {
+    pub fn is_caller_fed(self) -> bool {
         matches!(
             self,
             Self::Ids | Self::Mask | Self::TokenTypes | Self::Positions
@@ -116,14 +116,6 @@ impl OutputType {
             _ => None,
         }
     }
-
-    pub fn element(self) -> TensorElementType {
-        match self {
-            Self::F32 => TensorElementType::Float32,
-            Self::F16 => TensorElementType::Float16,
-            Self::Bf16 => TensorElementType::Bfloat16,
-        }
-    }
 }
 
 /// The output that is read: the first floating-point tensor output (f32, f16 or
@@ -192,7 +184,7 @@ fn plan_input(input: &impl Port, seq_len: usize) -> Result<InputSpec, CreateErro
             ))
         }
     };
-    if fill.from_caller() && *ty != TensorElementType::Int64 {
+    if fill.is_caller_fed() && *ty != TensorElementType::Int64 {
         return Err(refuse("the contract feeds it int64 token values"));
     }
     let shape = resolve_shape(shape, seq_len);
@@ -200,7 +192,7 @@ fn plan_input(input: &impl Port, seq_len: usize) -> Result<InputSpec, CreateErro
     let bytes = shape
         .iter()
         .try_fold(bytes_per_element, |n: usize, &d| n.checked_mul(d as usize))
-        .filter(|&b| b <= MAX_ZERO_INPUT_BYTES || fill.from_caller())
+        .filter(|&b| b <= MAX_ZERO_INPUT_BYTES || fill.is_caller_fed())
         .ok_or_else(|| {
             let needed = shape
                 .iter()
@@ -215,7 +207,7 @@ fn plan_input(input: &impl Port, seq_len: usize) -> Result<InputSpec, CreateErro
             ))
         })?;
     let elements = bytes / bytes_per_element;
-    if fill.from_caller() && elements != seq_len {
+    if fill.is_caller_fed() && elements != seq_len {
         return Err(CreateError::library(format!(
             "{INPUT_LENGTH_MISMATCH}: input '{}' is {}, {elements} values per row, and seq_len is \
              {seq_len}: the contract feeds it the caller's seq_len values",

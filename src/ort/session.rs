@@ -8,15 +8,15 @@ use ort::logging::LogLevel;
 use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights};
 use ort::session::Session;
 
-use crate::device::{self, Device};
 use crate::error::CreateError;
-use crate::fallback::FallbackMonitor;
-use crate::logging;
-use crate::model_file::ModelFile;
+use crate::model::file::ModelFile;
+use crate::ort::device::{self, Device};
+use crate::ort::fallback::FallbackMonitor;
+use crate::ort::logging;
 
 /// How every session of this library is configured.
 pub struct SessionSettings<'a> {
-    /// The model, read once at create (see [`crate::model_file`]).
+    /// The model, read once at create (see [`crate::model::file`]).
     pub model: &'a ModelFile,
     /// ONNX Runtime intra-op threads (already clamped).
     pub intra_threads: usize,
@@ -58,7 +58,7 @@ pub fn open(
     builder = builder
         .with_prepacked_weights(settings.prepacked)
         .map_err(ort_error)?;
-    // Memory (see `MEMORY_SETTINGS`): no CPU arena, no memory patterns.
+    // Memory (see "The memory settings" below): no CPU arena, no memory patterns.
     builder = builder.with_memory_pattern(false).map_err(ort_error)?;
     if settings.intra_threads > 1 {
         // The intra-op pool is shared by concurrent runs (callers, a batch's
@@ -102,23 +102,21 @@ pub fn open(
 /// ONNX Runtime's session option for the folder of a model opened from memory.
 const EXTERNAL_DATA_FOLDER: &str = "session.model_external_initializers_file_folder_path";
 
-/// The memory settings of every session, chosen from measurement (`make
-/// bench`'s RSS run; the figures are in the README's Performance section):
-///
-/// - **CPU memory arena off.** With the arena, ONNX Runtime keeps the largest
-///   intermediate buffers a run ever needed for the life of the session, and
-///   glibc keeps the pages of the rest; without it, a run's intermediates are
-///   freed when it ends (less RSS per handle, no measurable latency cost: the
-///   buffers of one run are a few large allocations, which glibc serves from
-///   `mmap` or its free lists).
-/// - **Intra-op spinning off** when a session has more than one intra-op thread
-///   (see [`open`]).
-/// - **Memory patterns off.** A pattern is recorded per input shape; with a
-///   length per sentence and batch sizes that vary, they are rarely reused and
-///   only add memory.
-/// - **Freed memory returned after create** ([`release_freed_memory`]).
-pub const MEMORY_SETTINGS: &str =
-    "cpu_arena=off memory_pattern=off intra_op_spinning=off(threads>1) malloc_trim_after_create";
+// The memory settings of every session, chosen from measurement (`make
+// bench`'s RSS run; the figures are in the README's Performance section):
+//
+// - **CPU memory arena off.** With the arena, ONNX Runtime keeps the largest
+//   intermediate buffers a run ever needed for the life of the session, and
+//   glibc keeps the pages of the rest; without it, a run's intermediates are
+//   freed when it ends (less RSS per handle, no measurable latency cost: the
+//   buffers of one run are a few large allocations, which glibc serves from
+//   `mmap` or its free lists).
+// - **Intra-op spinning off** when a session has more than one intra-op thread
+//   (see `open`).
+// - **Memory patterns off.** A pattern is recorded per input shape; with a
+//   length per sentence and batch sizes that vary, they are rarely reused and
+//   only add memory.
+// - **Freed memory returned after create** (`release_freed_memory`).
 
 /// Gives the C heap's free pages back to the system. ONNX Runtime frees the
 /// model's protobuf and its temporary buffers when a session is initialised,

@@ -30,7 +30,7 @@ pub enum Device {
     Npu,
     /// CUDA execution provider, device 0.
     Cuda,
-    /// OpenVINO execution provider, device_type GPU (gated by [`OPENVINO_GPU_GATE_ENV`]).
+    /// OpenVINO execution provider, device_type GPU (gated by `OPENVINO_GPU_GATE_ENV`).
     OpenVinoGpu,
     /// OpenVINO execution provider, device_type CPU (an addition to the
     /// contract: the OpenVINO path on any machine with the OpenVINO build).

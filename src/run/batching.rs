@@ -5,7 +5,7 @@
 //! `fixed + per_token * n * len` (figures in the README's Performance section).
 //! It is measured on the model at create
 //! from two timed warm-up runs of different sizes (see
-//! `crate::buffers::ModelRunner::new`): one row of a few tokens, and a few
+//! `crate::run::runner::ModelRunner::new`): one row of a few tokens, and a few
 //! rows of 16. Only the ratio `fixed / per_token` (the fixed cost in tokens)
 //! matters for grouping.
 //!

@@ -3,7 +3,7 @@
 //! ONNX Runtime's default logger writes to stderr, which belongs to the host.
 //! This library installs its own loggers instead: one for the environment
 //! (messages that no session owns, such as an execution provider failing to
-//! load) and one per session (see [`crate::session`]). Nothing reaches stderr
+//! load) and one per session (see [`crate::ort::session`]). Nothing reaches stderr
 //! unless the host sets [`ORT_LOG_ENV`] to `stderr`.
 //!
 //! Messages at warning level and above that are logged on a thread while it
@@ -19,7 +19,7 @@ use std::sync::{Arc, OnceLock};
 
 use ort::logging::{LogLevel, LoggerFunction};
 
-use crate::fallback::FallbackMonitor;
+use crate::ort::fallback::FallbackMonitor;
 
 /// `stderr`: ONNX Runtime's messages at warning level and above are also
 /// written to stderr (one line each, with the session's log id).

@@ -15,8 +15,8 @@
 //! `seq_len` positions, the mask as given), for hosts that must reproduce stored
 //! vectors bit for bit.
 
-use crate::buffers::{Probe, TokenInput, TokenRows};
-use crate::device::gate_is_on;
+use crate::ort::device::gate_is_on;
+use crate::run::runner::{Probe, TokenInput, TokenRows};
 
 /// The environment variable that asks for legacy padded runs (1/true/yes/on).
 pub const PADDED_ENV: &str = "C_EMBED_RUNTIME_PADDED";
@@ -47,7 +47,7 @@ pub enum ExecutionClass {
     SameLength,
     /// (c) One row at a time at its own length.
     Alone,
-    /// Legacy ([`PADDED_ENV`]): one row at a time at `seq_len`, the mask as given.
+    /// Legacy (`PADDED_ENV`): one row at a time at `seq_len`, the mask as given.
     Padded,
 }
 
@@ -96,11 +96,6 @@ impl ShapePolicy {
     /// A row may run longer than its own length (next to a longer row).
     pub fn may_pad(&self) -> bool {
         self.class == ExecutionClass::Free
-    }
-
-    /// Whether two rows of these own lengths may share a run.
-    pub fn may_share(&self, first_len: usize, other_len: usize) -> bool {
-        self.may_batch() && (self.may_pad() || first_len == other_len)
     }
 
     /// The positions `row` runs at alone: up to its last non-zero mask value
@@ -374,11 +369,13 @@ mod tests {
             time_major: false,
             data_dependent_output: false,
         };
-        assert!(policy.may_share(3, 9));
+        // Rows of any lengths share a run (the shorter ones padded).
+        assert!(policy.may_batch() && policy.may_pad());
         policy.class = ExecutionClass::SameLength;
-        assert!(policy.may_share(4, 4) && !policy.may_share(3, 9));
+        // Only rows of the same length share a run.
+        assert!(policy.may_batch() && !policy.may_pad());
         policy.class = ExecutionClass::Alone;
-        assert!(!policy.may_share(4, 4));
+        assert!(!policy.may_batch());
         policy.class = ExecutionClass::Padded;
         let (ids, mask) = ([1i64; 16], [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         let row = TokenInput {

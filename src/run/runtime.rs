@@ -23,18 +23,18 @@ use std::thread::JoinHandle;
 use once_cell::sync::OnceCell;
 use ort::session::builder::PrepackedWeights;
 
-use crate::batching::Grouper;
-use crate::buffers::{group_len, pool_rows, EmbedBuffers, ExecutionPlan, Helpers, ModelRunner};
-pub use crate::buffers::{TokenInput, TokenRows};
-use crate::device::{gate_is_on, Device};
 use crate::error::{CreateError, EmbedError};
-use crate::execution::SelfCheck;
-use crate::fallback::FallbackMonitor;
-use crate::loader;
-use crate::logging;
-use crate::model_file::ModelFile;
-use crate::session::{self, SessionSettings};
-use crate::watchdog::RunGate;
+use crate::model::execution_class::SelfCheck;
+use crate::model::file::ModelFile;
+use crate::ort::device::{gate_is_on, Device};
+use crate::ort::fallback::FallbackMonitor;
+use crate::ort::loader;
+use crate::ort::logging;
+use crate::ort::session::{self, SessionSettings};
+use crate::ort::watchdog::RunGate;
+use crate::run::batching::Grouper;
+use crate::run::runner::{group_len, pool_rows, EmbedBuffers, ExecutionPlan, Helpers, ModelRunner};
+pub use crate::run::runner::{TokenInput, TokenRows};
 
 /// `seq_len` is clamped to at least this.
 pub const MIN_SEQ_LEN: i64 = 8;
@@ -71,7 +71,7 @@ pub enum FallbackSignals {
 #[derive(Clone, Debug)]
 pub struct CreateOptions<'a> {
     pub model_path: &'a Path,
-    /// Devices to try in order (see [`crate::device::plan`]).
+    /// Devices to try in order (see `ort::device::plan`).
     pub devices: &'a [Device],
     pub seq_len: i64,
     pub out_dim: i32,
@@ -237,11 +237,6 @@ impl EmbedRuntime {
     /// Whether ONNX Runtime allocates each output (its shape could not be predicted).
     pub fn ort_allocates_outputs(&self) -> bool {
         self.runner.ort_allocates()
-    }
-
-    /// The cost model of a run, measured at create.
-    pub fn cost(&self) -> crate::batching::CostModel {
-        self.runner.cost()
     }
 
     /// Bytes held by the pooled buffers of every caller and helper.
