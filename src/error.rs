@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::path::Path;
 
 use crate::error_strings::{ORT_CREATE_ERROR, ORT_ERROR, STD_CREATE_ERROR, STD_ERROR};
 pub use crate::error_strings::{UNKNOWN_CREATE_ERROR, UNKNOWN_EMBED_ERROR};
@@ -135,6 +136,17 @@ impl fmt::Display for EmbedError {
             Origin::Unknown => "",
         };
         write!(f, "{prefix}{}", self.message)
+    }
+}
+
+/// A path for an error message, cut to a readable length (a caller may pass
+/// a path of any size).
+pub fn shown(path: &Path) -> String {
+    const MAX_CHARS: usize = 240;
+    let full = path.display().to_string();
+    match full.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{}... ({} bytes)", &full[..cut], path.as_os_str().len()),
+        None => full,
     }
 }
 

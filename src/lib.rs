@@ -7,6 +7,7 @@
 //! - [`model`]: the model file, its input plan and output, its execution class.
 //! - [`ort`]: ONNX Runtime: loading it, sessions on devices, logging, CPU-fallback
 //!   signals, the run-time limit.
+//! - `tokens`: the caller's token rows, as every layer sees them.
 //! - `postprocess`: output validation, mean pooling, folding and normalisation.
 //! - `text` (feature `text`, on by default): `tokenizer.json` tokenizers and text in.
 //! - [`error`], [`error_strings`]: errors and the contract's fixed strings (also
@@ -28,3 +29,4 @@ mod postprocess;
 pub mod run;
 #[cfg(feature = "text")]
 mod text;
+mod tokens;

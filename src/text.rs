@@ -28,7 +28,8 @@ use tokenizers::{PostProcessor, Tokenizer, TruncationParams};
 
 use crate::error::{CreateError, EmbedError};
 use crate::error_strings::{CANNOT_LOAD_TOKENIZER, TOKENIZER_PATH_EMPTY};
-use crate::run::runtime::{self, EmbedRuntime, TokenRows};
+use crate::run::runtime::EmbedRuntime;
+use crate::tokens::TokenRows;
 
 /// Rows a pooled buffer keeps between calls; a larger batch allocates its rows
 /// for that call only.
@@ -56,7 +57,7 @@ impl TextTokenizer {
         let cannot = |why: &dyn std::fmt::Display| {
             CreateError::library(format!(
                 "{CANNOT_LOAD_TOKENIZER} {}: {why}",
-                runtime::shown(path)
+                crate::error::shown(path)
             ))
         };
         if path.as_os_str().is_empty() {

@@ -12,14 +12,37 @@ use std::sync::Mutex;
 use common::{real_model, sentence, test_model, Handle};
 
 /// Counts the allocations and reallocations made through Rust's allocator by
-/// the threads that asked for it (the test harness's own threads allocate at
-/// any time, for example to report another test's result).
+/// the threads that asked for it and by the library's helper threads (the
+/// test harness's own threads allocate at any time, for example to report
+/// another test's result).
 struct CountingAllocator;
 
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     static COUNTED: Cell<bool> = const { Cell::new(false) };
+    /// Set once this thread was seen to be one of a handle's batch helpers.
+    static HELPER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The name the library gives its batch helper threads.
+const HELPER_THREAD: &[u8] = b"c_embed_helper";
+
+/// Whether the calling thread is a batch helper, by its name (read without
+/// allocating: this runs inside the allocator).
+fn is_helper_thread() -> bool {
+    HELPER.with(|helper| {
+        if !helper.get() {
+            // Looked up until seen (a thread may allocate before it is named).
+            let mut name = [0u8; 16];
+            // SAFETY: `name` is a writable buffer of the length passed.
+            let got = unsafe {
+                libc::pthread_getname_np(libc::pthread_self(), name.as_mut_ptr().cast(), name.len())
+            };
+            helper.set(got == 0 && name.starts_with(HELPER_THREAD));
+        }
+        helper.get()
+    })
 }
 
 fn count_this_thread() {
@@ -27,7 +50,7 @@ fn count_this_thread() {
 }
 
 fn record() {
-    if COUNTED.with(Cell::get) {
+    if COUNTED.with(Cell::get) || is_helper_thread() {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -196,4 +219,15 @@ fn the_counter_sees_allocations() {
     let v = std::hint::black_box(vec![1u8; 64]);
     assert!(ALLOCATIONS.load(Ordering::SeqCst) > before);
     drop(v);
+    // And on a thread named as the library names its helpers.
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let name = String::from_utf8(HELPER_THREAD.to_vec()).unwrap();
+    let helper = std::thread::Builder::new().name(name).spawn(|| {
+        COUNTED.with(|c| c.set(false));
+        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        drop(std::hint::black_box(vec![1u8; 64]));
+        ALLOCATIONS.load(Ordering::SeqCst) > before
+    });
+    assert!(helper.unwrap().join().unwrap());
+    assert!(ALLOCATIONS.load(Ordering::SeqCst) > before);
 }

@@ -44,7 +44,8 @@ use self::registry::Registry;
 use crate::error::{CreateError, EmbedError, UNKNOWN_CREATE_ERROR, UNKNOWN_EMBED_ERROR};
 use crate::error_strings;
 use crate::ort::device;
-use crate::run::runtime::{CreateOptions, EmbedRuntime, FallbackSignals, TokenRows};
+use crate::run::runtime::{CreateOptions, EmbedRuntime, FallbackSignals};
+use crate::tokens::TokenRows;
 
 /// What a handle points to.
 struct Handle {

@@ -6,7 +6,7 @@
 //! do not: a dynamically quantised model computes one quantisation scale over
 //! every position of every row of a run, and a model that pools or accumulates
 //! over all positions sees the padding. A short self-check on the handle's first
-//! session ([`self_check`]) compares a probe row run alone at its own length,
+//! session (`crate::run::calibrate`) compares a probe row run alone at its own length,
 //! padded with masked positions, next to a longer row and next to a row of its
 //! own length, and picks the fastest [`ExecutionClass`] that keeps the promise.
 //!
@@ -16,7 +16,7 @@
 //! vectors bit for bit.
 
 use crate::ort::device::gate_is_on;
-use crate::run::runner::{Probe, TokenInput, TokenRows};
+use crate::tokens::TokenInput;
 
 /// The environment variable that asks for legacy padded runs (1/true/yes/on).
 pub const PADDED_ENV: &str = "C_EMBED_RUNTIME_PADDED";
@@ -158,175 +158,6 @@ pub struct SelfCheck {
     pub elapsed: std::time::Duration,
     /// Why the check could not run, if it could not (then the class is `Alone`).
     pub failure: Option<String>,
-}
-
-/// A probe row: `ids` of which the first `valid` are unmasked, in arrays of `width`.
-fn probe_row(ids: &[i64], valid: usize, width: usize) -> (Vec<i64>, Vec<i64>) {
-    let mut row_ids = vec![0i64; width];
-    let mut mask = vec![0i64; width];
-    row_ids[..ids.len()].copy_from_slice(ids);
-    mask[..valid].fill(1);
-    (row_ids, mask)
-}
-
-/// Ids every text model accepts (its vocabulary has at least ten tokens).
-const PROBE: [i64; 5] = [1, 5, 9, 7, 2];
-const PROBE_SAME_LEN: [i64; 5] = [1, 6, 4, 8, 2];
-const PROBE_LONGER: [i64; 7] = [1, 8, 3, 6, 4, 9, 2];
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
-/// Runs the self-check on `buffers` (a fresh session), setting its policy:
-/// the output layout (time-major or not), whether the output shape depends on
-/// the values, and, unless `forced` (padded mode), the execution class.
-///
-/// Cost: five runs of at most 2 x 7 positions and one of
-/// `min(seq_len, PROBE_PADDED_LEN)` (models that cannot trim: up to three runs
-/// at `seq_len`); measured in the README.
-pub fn self_check(buffers: &mut Probe<'_>, forced: Option<ExecutionClass>) -> SelfCheck {
-    let start = std::time::Instant::now();
-    let mut policy = buffers.policy();
-    policy.class = forced.unwrap_or(ExecutionClass::Free);
-    buffers.set_policy(policy);
-    match measure(buffers, forced.is_none()) {
-        Ok(diffs) => {
-            let mut policy = buffers.policy();
-            if forced.is_none() {
-                policy.class = if policy.data_dependent_output {
-                    ExecutionClass::Alone
-                } else {
-                    decide(&diffs, policy.trims, policy.batches)
-                };
-            }
-            buffers.set_policy(policy);
-            SelfCheck {
-                diffs,
-                elapsed: start.elapsed(),
-                failure: None,
-            }
-        }
-        Err(failure) => {
-            let mut policy = buffers.policy();
-            policy.class = forced.unwrap_or(ExecutionClass::Alone);
-            buffers.set_policy(policy);
-            SelfCheck {
-                diffs: ProbeDiffs::default(),
-                elapsed: start.elapsed(),
-                failure: Some(failure),
-            }
-        }
-    }
-}
-
-fn measure(buffers: &mut Probe<'_>, classify: bool) -> Result<ProbeDiffs, String> {
-    let seq_len = buffers.seq_len();
-    let policy = buffers.policy();
-    // Runs at the probe's own length where the model trims, else at seq_len;
-    // the probe's arrays hold what the longest run reads.
-    let trims = policy.trims && policy.class != ExecutionClass::Padded;
-    let (own, width) = if trims {
-        (PROBE.len(), seq_len.min(PROBE_PADDED_LEN))
-    } else {
-        (seq_len, seq_len)
-    };
-    let (ids, mask) = probe_row(&PROBE, PROBE.len(), width);
-    let alone_rows = rows_of(&[(&ids, &mask)], width);
-    let (alone, shape) = buffers
-        .probe_run(&alone_rows, &[own], own)
-        .map_err(|e| e.to_string())?;
-
-    // [own, 1, hidden] from a one-row run: the output is time-major.
-    if shape.len() == 3 && shape[0] == own as i64 && shape[1] == 1 && own != 1 {
-        let mut policy = buffers.policy();
-        policy.time_major = true;
-        buffers.set_policy(policy);
-    }
-    // The same run shape with other values (a masked position, its id 0) must
-    // give the same output shape, or the output cannot be preallocated.
-    let mut gap_ids = ids.clone();
-    let mut gap_mask = mask.clone();
-    gap_ids[2] = 0;
-    gap_mask[2] = 0;
-    let gap_shape = buffers
-        .output_shape(&rows_of(&[(&gap_ids, &gap_mask)], width), &[own], own)
-        .map_err(|e| e.to_string())?;
-    if gap_shape != shape {
-        let mut policy = buffers.policy();
-        policy.data_dependent_output = true;
-        buffers.set_policy(policy);
-    }
-    let policy = buffers.policy();
-    // With a new layout or ONNX Runtime allocating the output, the alone
-    // vector is taken again the way embed will read it.
-    let alone = if policy.time_major || policy.data_dependent_output {
-        buffers.reset_runs();
-        buffers
-            .probe_run(&alone_rows, &[own], own)
-            .map_err(|e| e.to_string())?
-            .0
-    } else {
-        alone
-    };
-    let mut diffs = ProbeDiffs::default();
-    if !classify || policy.data_dependent_output {
-        return Ok(diffs);
-    }
-    if policy.trims && width > own {
-        let (padded, _) = buffers
-            .probe_run(&alone_rows, &[own], width)
-            .map_err(|e| e.to_string())?;
-        diffs.padded = Some(max_diff(&alone, &padded));
-    }
-    if policy.batches && (policy.trims || seq_len <= PROBE_MAX_FULL_LEN) {
-        let hidden = alone.len();
-        let batch = |buffers: &mut Probe<'_>, other: &[i64], other_own: usize| {
-            let (o_ids, o_mask) = probe_row(other, other.len(), width);
-            let rows = rows_of(&[(&ids, &mask), (&o_ids, &o_mask)], width);
-            let len = own.max(other_own);
-            // A model whose output does not follow the batch cannot batch: not measured.
-            buffers
-                .probe_run(&rows, &[own, other_own], len)
-                .ok()
-                .map(|(v, _)| max_diff(&alone, &v[..hidden]))
-        };
-        if policy.trims {
-            diffs.mixed_batch = batch(buffers, &PROBE_LONGER, PROBE_LONGER.len());
-        }
-        diffs.same_batch = batch(buffers, &PROBE_SAME_LEN, own);
-    }
-    Ok(diffs)
-}
-
-/// Rows laid out row after row in arrays of `width`.
-fn rows_of(rows: &[(&Vec<i64>, &Vec<i64>)], width: usize) -> OwnedRows {
-    OwnedRows {
-        width,
-        ids: rows.iter().flat_map(|r| r.0.iter().copied()).collect(),
-        mask: rows.iter().flat_map(|r| r.1.iter().copied()).collect(),
-    }
-}
-
-/// Probe rows that own their arrays.
-pub struct OwnedRows {
-    width: usize,
-    ids: Vec<i64>,
-    mask: Vec<i64>,
-}
-
-impl OwnedRows {
-    pub fn rows(&self) -> TokenRows<'_> {
-        TokenRows {
-            seq_len: self.width,
-            ids: &self.ids,
-            mask: Some(&self.mask),
-            token_types: None,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -13,9 +13,9 @@ use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::error::shown;
 use crate::error::CreateError;
 use crate::error_strings::NOT_A_REGULAR_FILE;
-use crate::run::runtime::shown;
 
 /// A model's bytes and the directory its external data is read from.
 pub struct ModelFile {

@@ -141,16 +141,6 @@ impl Grouper {
         self.ends.reverse();
     }
 
-    /// The planned groups, as row indices (into `lens`) per run, in run order.
-    pub fn groups(&self) -> impl Iterator<Item = &[u32]> + '_ {
-        let mut start = 0usize;
-        self.ends.iter().map(move |&end| {
-            let group = &self.order[start..end as usize];
-            start = end as usize;
-            group
-        })
-    }
-
     /// Planned group `index` (in run order), as row indices.
     pub fn group(&self, index: usize) -> &[u32] {
         let start = match index {
@@ -178,7 +168,7 @@ mod tests {
     fn plan(lens: &[usize], grouping: Grouping, max: usize) -> Vec<Vec<u32>> {
         let mut g = Grouper::new();
         g.plan(lens, grouping, MINILM, &|_| max);
-        g.groups().map(<[u32]>::to_vec).collect()
+        (0..g.group_count()).map(|i| g.group(i).to_vec()).collect()
     }
 
     #[test]

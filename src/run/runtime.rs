@@ -4,23 +4,16 @@
 //! **Threads.** A handle opens one session, whatever the number of callers:
 //! ONNX Runtime documents concurrent `Run` calls on one session as safe, so
 //! concurrent callers share one copy of the model. Each caller takes its own
-//! pooled buffers ([`EmbedBuffers`]) from the handle's [`BufferPool`], which
-//! grows on contention up to [`MAX_CALLERS`] (callers beyond that wait for a
-//! free one). The session has `threads` intra-op threads.
+//! pooled state from the handle's [`Callers`]. The session has `threads`
+//! intra-op threads.
 //!
-//! **Batches on `threads` N > 1** run up to N groups at once: the caller's
-//! thread and N - 1 helper threads of the handle ([`Crew`], started on the
-//! first batch that has two groups; persistent, so steady-state batches create
-//! no thread). The caller loads each helper's buffers and pools its results,
-//! so a helper only runs the session. One batch at a time uses the crew; a
-//! second concurrent batch runs its groups on its own thread.
+//! **Batches on `threads` N > 1** on the CPU run up to N groups at once: the
+//! caller's thread and N - 1 helper threads of the handle ([`Crew`]).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 
-use once_cell::sync::OnceCell;
 use ort::session::builder::PrepackedWeights;
 
 use crate::error::{CreateError, EmbedError};
@@ -32,9 +25,10 @@ use crate::ort::loader;
 use crate::ort::logging;
 use crate::ort::session::{self, SessionSettings};
 use crate::ort::watchdog::RunGate;
-use crate::run::batching::Grouper;
-use crate::run::runner::{group_len, pool_rows, EmbedBuffers, ExecutionPlan, Helpers, ModelRunner};
-pub use crate::run::runner::{TokenInput, TokenRows};
+use crate::run::callers::Callers;
+use crate::run::crew::Crew;
+use crate::run::runner::{Caller, ExecutionPlan, ModelRunner, Worker};
+use crate::tokens::{TokenInput, TokenRows};
 
 /// `seq_len` is clamped to at least this.
 pub const MIN_SEQ_LEN: i64 = 8;
@@ -51,10 +45,6 @@ pub const MAX_THREADS: i32 = 64;
 /// intra-op threads, instead of up to `threads` groups at once with its helper
 /// threads. For measurements (`make bench` compares both).
 pub const SERIAL_BATCHES_ENV: &str = "C_EMBED_RUNTIME_SERIAL_BATCHES";
-
-/// Most callers served at once by one handle (each with its own buffers);
-/// more wait for a free one. More concurrent runs than cores gain nothing.
-pub const MAX_CALLERS: usize = 16;
 
 /// When CPU-fallback signals count.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -88,7 +78,7 @@ pub struct EmbedRuntime {
     strict: bool,
     fallback: Arc<FallbackMonitor>,
     runner: Arc<ModelRunner>,
-    buffers: BufferPool,
+    callers: Callers,
     /// Helper threads for batches (`threads` - 1 of them; none when 1).
     crew: Option<Mutex<Crew>>,
     /// What the self-check at create found (the class is in the runner's plan).
@@ -152,7 +142,7 @@ impl EmbedRuntime {
                         strict: options.strict,
                         fallback: monitor,
                         runner,
-                        buffers: BufferPool::new(first),
+                        callers: Callers::new(first),
                         crew,
                         self_check,
                     });
@@ -179,7 +169,7 @@ impl EmbedRuntime {
         debug_assert_eq!(rows.seq_len, self.seq_len);
         debug_assert_eq!(out.len(), rows.count() * self.out_dim);
         self.check_strict()?;
-        let mut buffers = self.buffers.acquire(&self.runner)?;
+        let mut caller = self.callers.acquire(&self.runner)?;
         let after_run = || self.check_strict();
         // The crew serves one batch at a time; a batch that finds it busy runs alone.
         let mut crew = match (&self.crew, rows.count() > 1) {
@@ -190,10 +180,15 @@ impl EmbedRuntime {
             },
             _ => None,
         };
-        let helpers = crew.as_deref_mut().map(|crew| crew as &mut dyn Helpers);
         logging::attribute(&self.fallback, || {
-            self.runner
-                .embed_rows_with(&mut buffers, rows, out, self.out_dim, &after_run, helpers)
+            self.runner.embed_rows(
+                &mut caller,
+                rows,
+                out,
+                self.out_dim,
+                &after_run,
+                crew.as_deref_mut(),
+            )
         })
     }
 
@@ -231,7 +226,7 @@ impl EmbedRuntime {
 
     /// Callers' buffers this handle holds (grown on contention).
     pub fn open_buffers(&self) -> usize {
-        self.buffers.open()
+        self.callers.open()
     }
 
     /// Whether ONNX Runtime allocates each output (its shape could not be predicted).
@@ -244,9 +239,9 @@ impl EmbedRuntime {
         let crew = self.crew.as_ref().map_or(0, |c| {
             c.lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .sum(EmbedBuffers::pool_bytes)
+                .sum(Worker::pool_bytes)
         });
-        self.buffers.sum(EmbedBuffers::pool_bytes) + crew
+        self.callers.sum(|c| c.worker.pool_bytes()) + crew
     }
 
     /// ONNX Runtime runs made on this handle (create's warm-up runs included).
@@ -254,14 +249,14 @@ impl EmbedRuntime {
         let crew = self.crew.as_ref().map_or(0, |c| {
             c.lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .sum(EmbedBuffers::runs)
+                .sum(Worker::runs)
         });
-        self.buffers.sum(EmbedBuffers::runs) + crew
+        self.callers.sum(|c| c.worker.runs()) + crew
     }
 
     /// Run shapes whose tensors the callers' buffers keep.
     pub fn cached_shapes(&self) -> usize {
-        self.buffers.sum(EmbedBuffers::cached_shapes)
+        self.callers.sum(Caller::cached_shapes)
     }
 
     /// Strict mode: a CPU-fallback signal seen on this handle fails the call.
@@ -279,310 +274,6 @@ impl EmbedRuntime {
                 crate::error_strings::NPU_CPU_FALLBACK_DETECTED
             ))
         })
-    }
-}
-
-/// The callers' pooled buffers of one handle, made on demand (see the module docs).
-struct BufferPool {
-    /// Filled in order; slot 0 at create.
-    slots: Box<[OnceCell<Mutex<EmbedBuffers>>]>,
-    /// Spreads waiting callers over the buffers when all are busy.
-    next: AtomicU64,
-}
-
-impl BufferPool {
-    fn new(first: EmbedBuffers) -> Self {
-        let slots: Box<[_]> = (0..MAX_CALLERS).map(|_| OnceCell::new()).collect();
-        let _ = slots[0].set(Mutex::new(first));
-        Self {
-            slots,
-            next: AtomicU64::new(0),
-        }
-    }
-
-    fn open(&self) -> usize {
-        self.slots.iter().take_while(|s| s.get().is_some()).count()
-    }
-
-    fn sum(&self, f: impl Fn(&EmbedBuffers) -> usize) -> usize {
-        self.slots
-            .iter()
-            .map_while(OnceCell::get)
-            .map(|m| f(&m.lock().unwrap_or_else(PoisonError::into_inner)))
-            .sum()
-    }
-
-    /// Free buffers: the first idle ones, else new ones in the first empty
-    /// slot, else the next ones in turn (waiting for them).
-    fn acquire(&self, runner: &ModelRunner) -> Result<MutexGuard<'_, EmbedBuffers>, EmbedError> {
-        for slot in &self.slots[..] {
-            let buffers = match slot.get() {
-                Some(buffers) => buffers,
-                None => slot.get_or_try_init(|| runner.new_buffers().map(Mutex::new))?,
-            };
-            match buffers.try_lock() {
-                Ok(buffers) => return Ok(buffers),
-                Err(TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
-                Err(TryLockError::WouldBlock) => {}
-            }
-        }
-        let index = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.slots.len();
-        let slot = self.slots[index]
-            .get()
-            .expect("every slot was filled above");
-        Ok(slot.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-}
-
-/// The helper threads of one handle (see the module docs).
-struct Crew {
-    helpers: Vec<Arc<Helper>>,
-    threads: Vec<JoinHandle<()>>,
-    /// Which group each helper is running, in the current window.
-    pending: Vec<Option<usize>>,
-    wanted: usize,
-    runner: Arc<ModelRunner>,
-}
-
-/// One helper thread's mailbox and buffers.
-struct Helper {
-    state: Mutex<HelperState>,
-    wake: Condvar,
-}
-
-struct HelperState {
-    buffers: Option<EmbedBuffers>,
-    /// A loaded run (rows, length) to do; `None` when idle.
-    job: Option<(usize, usize)>,
-    result: Result<(), EmbedError>,
-    exit: bool,
-}
-
-impl Crew {
-    fn new(wanted: usize, runner: Arc<ModelRunner>) -> Self {
-        Self {
-            helpers: Vec::new(),
-            threads: Vec::new(),
-            pending: Vec::new(),
-            wanted,
-            runner,
-        }
-    }
-
-    fn sum(&self, f: impl Fn(&EmbedBuffers) -> usize) -> usize {
-        self.helpers
-            .iter()
-            .map(|h| {
-                let state = h.state.lock().unwrap_or_else(PoisonError::into_inner);
-                state.buffers.as_ref().map_or(0, &f)
-            })
-            .sum()
-    }
-
-    /// Starts the helper threads on first use (the only allocations of the crew).
-    fn start(&mut self) -> Result<(), EmbedError> {
-        let runner = &self.runner;
-        while self.helpers.len() < self.wanted {
-            let helper = Arc::new(Helper {
-                state: Mutex::new(HelperState {
-                    buffers: Some(runner.new_buffers()?),
-                    job: None,
-                    result: Ok(()),
-                    exit: false,
-                }),
-                wake: Condvar::new(),
-            });
-            let mine = Arc::clone(&helper);
-            let runner = Arc::clone(runner);
-            let thread = std::thread::Builder::new()
-                .name("c_embed_helper".into())
-                .spawn(move || mine.serve(&runner))
-                .map_err(|_| EmbedError::library("cannot_start_thread"))?;
-            self.helpers.push(helper);
-            self.threads.push(thread);
-            self.pending.push(None);
-        }
-        Ok(())
-    }
-
-    /// Collects helper `h`'s finished group into `out`; `wait`: waits for it.
-    #[allow(clippy::too_many_arguments)]
-    fn collect(
-        &mut self,
-        h: usize,
-        wait: bool,
-        runner: &ModelRunner,
-        grouper: &Grouper,
-        pooled: &mut Vec<f32>,
-        window: &TokenRows<'_>,
-        out: &mut [f32],
-        out_dim: usize,
-    ) -> Result<bool, EmbedError> {
-        let Some(group) = self.pending[h] else {
-            return Ok(true);
-        };
-        let helper = &self.helpers[h];
-        let state = if wait {
-            helper.state.lock().unwrap_or_else(PoisonError::into_inner)
-        } else {
-            match helper.state.try_lock() {
-                Ok(state) => state,
-                Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(TryLockError::WouldBlock) => return Ok(false),
-            }
-        };
-        let state = if wait {
-            helper
-                .wake
-                .wait_while(state, |s| s.job.is_some())
-                .unwrap_or_else(PoisonError::into_inner)
-        } else if state.job.is_some() {
-            return Ok(false);
-        } else {
-            state
-        };
-        self.pending[h] = None;
-        let mut state = state;
-        std::mem::replace(&mut state.result, Ok(()))?;
-        let buffers = state
-            .buffers
-            .as_ref()
-            .ok_or(EmbedError::library(crate::error_strings::HELPER_LOST))?;
-        let (shape, data) = buffers.workspace.last_output();
-        let group = grouper.group(group);
-        let layout = runner.layout(shape, group.len())?;
-        pool_rows(data, layout, window, group, pooled, out, out_dim)?;
-        Ok(true)
-    }
-}
-
-impl Helper {
-    /// The helper thread: runs each loaded job until told to exit.
-    fn serve(&self, runner: &ModelRunner) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            state = self
-                .wake
-                .wait_while(state, |s| s.job.is_none() && !s.exit)
-                .unwrap_or_else(PoisonError::into_inner);
-            if state.exit {
-                return;
-            }
-            if let Some((rows, len)) = state.job {
-                let result = match state.buffers.as_mut() {
-                    Some(buffers) => {
-                        let run = std::panic::AssertUnwindSafe(|| {
-                            runner.run_loaded(&mut buffers.workspace, rows, len)
-                        });
-                        std::panic::catch_unwind(run).unwrap_or(Err(EmbedError::unknown()))
-                    }
-                    None => Err(EmbedError::library(crate::error_strings::HELPER_LOST)),
-                };
-                state.result = result;
-                state.job = None;
-                self.wake.notify_all();
-            }
-        }
-    }
-}
-
-impl Helpers for Crew {
-    fn run_window(
-        &mut self,
-        runner: &ModelRunner,
-        buffers: &mut EmbedBuffers,
-        window: &TokenRows<'_>,
-        out: &mut [f32],
-        out_dim: usize,
-        after_run: &dyn Fn() -> Result<(), EmbedError>,
-    ) -> Result<(), EmbedError> {
-        self.start()?;
-        let EmbedBuffers {
-            workspace,
-            grouper,
-            lens,
-            pooled,
-        } = buffers;
-        let groups = grouper.group_count();
-        let mut next = 0;
-        let mut failure = None;
-        // Largest groups first would balance better; the plan is sorted by
-        // length, so take them from the end.
-        let take = |next: &mut usize| {
-            *next += 1;
-            groups - *next
-        };
-        while next < groups && failure.is_none() {
-            for h in 0..self.helpers.len() {
-                match self.collect(h, false, runner, grouper, pooled, window, out, out_dim) {
-                    Ok(true) if next < groups => {
-                        let g = take(&mut next);
-                        let group = grouper.group(g);
-                        let len = group_len(lens, group);
-                        let helper = Arc::clone(&self.helpers[h]);
-                        let mut state = helper.state.lock().unwrap_or_else(PoisonError::into_inner);
-                        let loaded = match state.buffers.as_mut() {
-                            Some(b) => runner.load(&mut b.workspace, window, group, lens, len),
-                            None => Err(EmbedError::library(crate::error_strings::HELPER_LOST)),
-                        };
-                        if let Err(e) = loaded {
-                            failure = Some(e);
-                            break;
-                        }
-                        state.job = Some((group.len(), len));
-                        helper.wake.notify_all();
-                        self.pending[h] = Some(g);
-                    }
-                    Ok(_) => {}
-                    Err(e) => failure = Some(e),
-                }
-            }
-            if next < groups && failure.is_none() {
-                let g = take(&mut next);
-                let group = grouper.group(g);
-                let len = group_len(lens, group);
-                let ran = runner
-                    .run_and_pool(workspace, pooled, window, group, lens, len, out, out_dim)
-                    .and_then(|()| after_run());
-                if let Err(e) = ran {
-                    failure = Some(e);
-                }
-            }
-        }
-        // Every helper finishes before the call returns (their results are pooled).
-        for h in 0..self.helpers.len() {
-            if let Err(e) = self.collect(h, true, runner, grouper, pooled, window, out, out_dim) {
-                failure.get_or_insert(e);
-            }
-        }
-        match failure {
-            Some(e) => Err(e),
-            None => after_run(),
-        }
-    }
-}
-
-impl Drop for Crew {
-    fn drop(&mut self) {
-        for helper in &self.helpers {
-            let mut state = helper.state.lock().unwrap_or_else(PoisonError::into_inner);
-            state.exit = true;
-            helper.wake.notify_all();
-        }
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// A path for an error message, cut to a readable length (a caller may pass
-/// a path of any size).
-pub fn shown(path: &Path) -> String {
-    const MAX_CHARS: usize = 240;
-    let full = path.display().to_string();
-    match full.char_indices().nth(MAX_CHARS) {
-        Some((cut, _)) => format!("{}... ({} bytes)", &full[..cut], path.as_os_str().len()),
-        None => full,
     }
 }
 

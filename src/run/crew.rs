@@ -1,0 +1,242 @@
+//! The groups of one call, and the helper threads that run some of them.
+//!
+//! A [`Batch`] is a call's groups and the one job that embeds a group
+//! (`ModelRunner::embed_group`). Whoever works on it, the caller's thread
+//! alone or with a handle's [`Crew`], takes the next group from a shared
+//! counter, largest first, until none is left or one failed.
+//!
+//! **Crew.** A handle with `threads` N > 1 on the CPU has N - 1 helper
+//! threads, started on its first batch of two groups or more and persistent,
+//! so a steady-state batch creates no thread and allocates nothing. One batch
+//! at a time uses the crew; a second concurrent batch runs its groups on its
+//! own thread. A helper works on the batch with its own [`Worker`] (workspace
+//! and pooling scratch), exactly as the caller does.
+//!
+//! **Why the one `unsafe` holds.** A helper reads the batch, which borrows the
+//! caller's rows and output, through a pointer whose lifetime is erased. The
+//! caller does not return, nor unwind, before every helper it gave the batch
+//! to has let go of it: [`Crew::run`] waits for each, and so does the drop of
+//! [`Posted`] if the caller's own work panics.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+use crate::error::EmbedError;
+use crate::error_strings::HELPER_LOST;
+use crate::run::runner::{ModelRunner, Worker};
+
+/// The job that embeds group `g` of a batch with a worker.
+pub(crate) type GroupJob<'a> = dyn Fn(&mut Worker, usize) -> Result<(), EmbedError> + Sync + 'a;
+
+/// The groups of one call (see the module docs).
+pub(crate) struct Batch<'a> {
+    job: &'a GroupJob<'a>,
+    groups: usize,
+    /// Groups taken so far.
+    taken: AtomicUsize,
+    failed: AtomicBool,
+}
+
+impl<'a> Batch<'a> {
+    pub(crate) fn new(groups: usize, job: &'a GroupJob<'a>) -> Self {
+        Self {
+            job,
+            groups,
+            taken: AtomicUsize::new(0),
+            failed: AtomicBool::new(false),
+        }
+    }
+
+    /// Runs groups with `worker` until none is left or one failed anywhere.
+    /// The groups are sorted by length: taking them from the end starts the
+    /// longest first, which balances the threads best.
+    pub(crate) fn work(&self, worker: &mut Worker) -> Result<(), EmbedError> {
+        while !self.failed.load(Ordering::Relaxed) {
+            let taken = self.taken.fetch_add(1, Ordering::Relaxed);
+            if taken >= self.groups {
+                break;
+            }
+            if let Err(error) = (self.job)(worker, self.groups - 1 - taken) {
+                self.failed.store(true, Ordering::Relaxed);
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A batch handed to a helper, its lifetime erased (see the module docs).
+#[derive(Clone, Copy)]
+struct BatchRef(NonNull<Batch<'static>>);
+
+// SAFETY: a `Batch` is `Sync` (its job is `Sync`, the rest atomics), and the
+// caller keeps it alive until the helper has dropped this reference.
+unsafe impl Send for BatchRef {}
+
+/// The helper threads of one handle (see the module docs).
+pub(crate) struct Crew {
+    helpers: Vec<Arc<Helper>>,
+    threads: Vec<JoinHandle<()>>,
+    wanted: usize,
+    runner: Arc<ModelRunner>,
+}
+
+/// One helper thread's mailbox and worker.
+struct Helper {
+    state: Mutex<HelperState>,
+    wake: Condvar,
+}
+
+struct HelperState {
+    worker: Option<Worker>,
+    /// The batch to work on; `None` when idle.
+    batch: Option<BatchRef>,
+    result: Result<(), EmbedError>,
+    exit: bool,
+}
+
+impl Helper {
+    fn lock(&self) -> MutexGuard<'_, HelperState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until the helper has let go of its batch; its result.
+    fn finish(&self) -> Result<(), EmbedError> {
+        let mut state = self
+            .wake
+            .wait_while(self.lock(), |s| s.batch.is_some())
+            .unwrap_or_else(PoisonError::into_inner);
+        std::mem::replace(&mut state.result, Ok(()))
+    }
+
+    /// The helper thread: works on each batch it is given until told to exit.
+    fn serve(&self) {
+        let mut state = self.lock();
+        loop {
+            state = self
+                .wake
+                .wait_while(state, |s| s.batch.is_none() && !s.exit)
+                .unwrap_or_else(PoisonError::into_inner);
+            if state.exit {
+                return;
+            }
+            let Some(batch) = state.batch else {
+                continue;
+            };
+            // SAFETY: the caller that posted the batch keeps it alive until
+            // `batch` is `None` again (see the module docs), which only this
+            // thread sets, below.
+            let batch = unsafe { batch.0.as_ref() };
+            let state_now = &mut *state;
+            state_now.result = match state_now.worker.as_mut() {
+                Some(worker) => {
+                    let work = std::panic::AssertUnwindSafe(|| batch.work(worker));
+                    std::panic::catch_unwind(work).unwrap_or(Err(EmbedError::unknown()))
+                }
+                None => Err(EmbedError::library(HELPER_LOST)),
+            };
+            state.batch = None;
+            self.wake.notify_all();
+        }
+    }
+}
+
+/// The helpers a batch was posted to; waits for them when dropped.
+struct Posted<'c> {
+    helpers: &'c [Arc<Helper>],
+}
+
+impl Posted<'_> {
+    /// Waits for every helper; the first error, if any.
+    fn finish(mut self) -> Result<(), EmbedError> {
+        let helpers = std::mem::take(&mut self.helpers);
+        let mut first = Ok(());
+        // Every helper is waited for, whatever an earlier one returned.
+        for helper in helpers {
+            let result = helper.finish();
+            first = first.and(result);
+        }
+        first
+    }
+}
+
+impl Drop for Posted<'_> {
+    fn drop(&mut self) {
+        for helper in self.helpers {
+            let _ = helper.finish();
+        }
+    }
+}
+
+impl Crew {
+    pub(crate) fn new(wanted: usize, runner: Arc<ModelRunner>) -> Self {
+        Self {
+            helpers: Vec::new(),
+            threads: Vec::new(),
+            wanted,
+            runner,
+        }
+    }
+
+    /// Sums `f` over the helpers' workers.
+    pub(crate) fn sum(&self, f: impl Fn(&Worker) -> usize) -> usize {
+        self.helpers
+            .iter()
+            .map(|h| h.lock().worker.as_ref().map_or(0, &f))
+            .sum()
+    }
+
+    /// Starts the helper threads on first use (the only allocations of the crew).
+    fn start(&mut self) -> Result<(), EmbedError> {
+        while self.helpers.len() < self.wanted {
+            let helper = Arc::new(Helper {
+                state: Mutex::new(HelperState {
+                    worker: Some(self.runner.new_worker()?),
+                    batch: None,
+                    result: Ok(()),
+                    exit: false,
+                }),
+                wake: Condvar::new(),
+            });
+            let mine = Arc::clone(&helper);
+            let thread = std::thread::Builder::new()
+                .name("c_embed_helper".into())
+                .spawn(move || mine.serve())
+                .map_err(|_| EmbedError::library("cannot_start_thread"))?;
+            self.helpers.push(helper);
+            self.threads.push(thread);
+        }
+        Ok(())
+    }
+
+    /// Works on `batch` with the caller's `worker` and the helpers, returning
+    /// once all are done: the first error, if any.
+    pub(crate) fn run(&mut self, batch: &Batch<'_>, worker: &mut Worker) -> Result<(), EmbedError> {
+        self.start()?;
+        let wanted = self.helpers.len().min(batch.groups.saturating_sub(1));
+        let batch_ref = BatchRef(NonNull::from(batch).cast());
+        let mut posted = Posted { helpers: &[] };
+        for (count, helper) in self.helpers[..wanted].iter().enumerate() {
+            helper.lock().batch = Some(batch_ref);
+            helper.wake.notify_all();
+            posted.helpers = &self.helpers[..=count];
+        }
+        let mine = batch.work(worker);
+        let theirs = posted.finish();
+        mine.and(theirs)
+    }
+}
+
+impl Drop for Crew {
+    fn drop(&mut self) {
+        for helper in &self.helpers {
+            helper.lock().exit = true;
+            helper.wake.notify_all();
+        }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
