@@ -9,6 +9,7 @@ pub(crate) mod host_build;
 pub(crate) mod loader;
 pub(crate) mod logging;
 pub(crate) mod session;
+pub(crate) mod values;
 pub(crate) mod watchdog;
 
 pub use device::{Device, TEST_OPENVINO_OPTIONS_ENV};

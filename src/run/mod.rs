@@ -13,6 +13,7 @@ pub(crate) mod crew;
 pub(crate) mod runner;
 pub(crate) mod runtime;
 pub(crate) mod shapes;
+pub(crate) mod tensors;
 pub(crate) mod workspace;
 
 pub use crate::tokens::{TokenInput, TokenRows};
