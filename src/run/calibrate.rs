@@ -13,7 +13,8 @@ use crate::model::execution_class::{
 };
 use crate::postprocess::OutputLayout;
 use crate::run::batching::CostModel;
-use crate::run::runner::{Group, ModelRunner, Worker};
+use crate::run::group::{Group, Worker};
+use crate::run::runner::ModelRunner;
 use crate::run::shapes;
 use crate::run::workspace::OutputMode;
 use crate::tokens::TokenRows;

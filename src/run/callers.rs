@@ -8,7 +8,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use once_cell::sync::OnceCell;
 
 use crate::error::EmbedError;
-use crate::run::runner::{Caller, ModelRunner};
+use crate::run::group::Caller;
+use crate::run::runner::ModelRunner;
 
 /// Most callers served at once by one handle (each with its own buffers);
 /// more wait for a free one. More concurrent runs than cores gain nothing.

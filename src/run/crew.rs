@@ -25,7 +25,8 @@ use std::thread::JoinHandle;
 
 use crate::error::EmbedError;
 use crate::error_strings::HELPER_LOST;
-use crate::run::runner::{ModelRunner, Worker};
+use crate::run::group::Worker;
+use crate::run::runner::ModelRunner;
 
 /// The job that embeds group `g` of a batch with a worker.
 pub(crate) type GroupJob<'a> = dyn Fn(&mut Worker, usize) -> Result<(), EmbedError> + Sync + 'a;

@@ -10,9 +10,11 @@ pub(crate) mod batching;
 pub(crate) mod calibrate;
 pub(crate) mod callers;
 pub(crate) mod crew;
+pub(crate) mod group;
 pub(crate) mod runner;
 pub(crate) mod runtime;
 pub(crate) mod shapes;
+pub(crate) mod storage;
 pub(crate) mod tensors;
 pub(crate) mod workspace;
 

@@ -34,7 +34,7 @@
 //! ([`crate::model::execution_class`]): a row's vector depends only on its own tokens.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 
 use ort::session::Session;
 
@@ -42,10 +42,11 @@ use crate::error::{CreateError, EmbedError};
 use crate::model::execution_class::{self, ExecutionClass, SelfCheck, ShapePolicy};
 use crate::model::plan::{self, OutputType};
 use crate::ort::watchdog::RunGate;
-use crate::postprocess::{self, OutputElement, OutputLayout};
+use crate::postprocess::OutputLayout;
 use crate::run::batching::{CostModel, Grouper, WINDOW};
 use crate::run::calibrate;
 use crate::run::crew::{Batch, Crew};
+use crate::run::group::{pool_typed, Caller, Group, Vectors, Worker};
 use crate::run::shapes::{self, DimRule, InputPlan};
 use crate::run::workspace::{Element, OutputData, OutputMode, RunNames, Workspace, KEEP_BYTES};
 use crate::tokens::TokenRows;
@@ -370,98 +371,6 @@ impl ModelRunner {
         };
         workspace.run(&self.session, &self.names, (n, len), mode, &shapes)
     }
-}
-
-/// What one thread needs to run and pool groups: the workspace of its runs
-/// and the pooling scratch. A caller has one, and so does each helper thread.
-/// No allocation in steady state.
-pub struct Worker {
-    pub(super) workspace: Workspace,
-    /// Pooling scratch: `hidden` values.
-    pooled: Vec<f32>,
-}
-
-impl Worker {
-    /// Bytes held by the storages and the pooling scratch (not ONNX Runtime's).
-    pub(crate) fn pool_bytes(&self) -> usize {
-        self.workspace.pool_bytes() + self.pooled.len() * 4
-    }
-
-    /// Runs made through this worker.
-    pub(crate) fn runs(&self) -> usize {
-        self.workspace.runs() as usize
-    }
-}
-
-/// One caller's pooled state: its worker and the grouping scratch of the
-/// current window.
-pub struct Caller {
-    pub(crate) worker: Worker,
-    grouper: Grouper,
-    /// Each row's own length, for the current window.
-    lens: Vec<usize>,
-}
-
-impl Caller {
-    /// Run shapes whose tensors are kept.
-    pub(crate) fn cached_shapes(&self) -> usize {
-        self.worker.workspace.cached_shapes()
-    }
-}
-
-/// The rows of one run: which rows of a window, each one's own length, and
-/// the run's length (the longest of them).
-pub(crate) struct Group<'a> {
-    pub(crate) window: &'a TokenRows<'a>,
-    pub(crate) rows: &'a [u32],
-    /// Each window row's own length (indexed by row, not by place in `rows`).
-    pub(crate) lens: &'a [usize],
-    pub(crate) len: usize,
-}
-
-impl<'a> Group<'a> {
-    pub(crate) fn new(window: &'a TokenRows<'a>, rows: &'a [u32], lens: &'a [usize]) -> Self {
-        let len = rows.iter().map(|&r| lens[r as usize]).max().unwrap_or(1);
-        Self {
-            window,
-            rows,
-            lens,
-            len,
-        }
-    }
-}
-
-/// Where a window's vectors go, `dim` values a row, shared by the threads
-/// that run its groups (each row belongs to one group, so each is written
-/// once; the lock is held while a group pools, far shorter than its run).
-pub(crate) struct Vectors<'a> {
-    out: Mutex<&'a mut [f32]>,
-    dim: usize,
-}
-
-impl<'a> Vectors<'a> {
-    pub(crate) fn new(out: &'a mut [f32], dim: usize) -> Self {
-        Self {
-            out: Mutex::new(out),
-            dim,
-        }
-    }
-}
-
-fn pool_typed<T: OutputElement>(
-    data: &[T],
-    layout: OutputLayout,
-    group: &Group<'_>,
-    pooled: &mut [f32],
-    out: &mut [f32],
-    dim: usize,
-) -> Result<(), EmbedError> {
-    for (index, &row) in group.rows.iter().enumerate() {
-        let row = row as usize;
-        postprocess::pool(data, layout, index, group.window.row(row).mask, pooled);
-        postprocess::fold_and_normalize(pooled, &mut out[row * dim..(row + 1) * dim])?;
-    }
-    Ok(())
 }
 
 pub(super) fn create_error(e: EmbedError) -> CreateError {

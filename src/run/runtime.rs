@@ -27,7 +27,8 @@ use crate::ort::session::{self, SessionSettings};
 use crate::ort::watchdog::RunGate;
 use crate::run::callers::Callers;
 use crate::run::crew::Crew;
-use crate::run::runner::{Caller, ExecutionPlan, ModelRunner, Worker};
+use crate::run::group::{Caller, Worker};
+use crate::run::runner::{ExecutionPlan, ModelRunner};
 use crate::tokens::{TokenInput, TokenRows};
 
 /// `seq_len` is clamped to at least this.

@@ -4,9 +4,8 @@
 //! **The invariant, kept by the type.** A tensor of a run shape is a view of
 //! a storage vector: it must never outlive it nor see it move. The storage is
 //! private to [`TensorStore`], and the only code that can grow, move or free
-//! it, [`Storage`] and [`OutputStorage`]'s `grow` and `release`, is `unsafe
-//! fn`, called only by the methods of [`TensorStore`] right after they drop
-//! every view. Writing values into the storage through [`TensorStore::input_i64`]
+//! it, `grow` and `release` of `crate::run::storage`, is `unsafe fn`, called
+//! only by the methods of [`TensorStore`] right after they drop every view. Writing values into the storage through [`TensorStore::input_i64`]
 //! and the like moves nothing.
 //!
 //! **Shapes.** Each input and the output have one storage vector; the tensors
@@ -24,7 +23,7 @@ use crate::error::EmbedError;
 use crate::error_strings::UNSUPPORTED_INPUT_TYPE;
 use crate::model::plan::OutputType;
 use crate::ort::values::{self, tensor_over, OutputData};
-use crate::postprocess::{Bf16, F16};
+use crate::run::storage::{OutputStorage, Storage};
 
 /// Run shapes (rows, length) whose tensors are kept. A caller mixing more
 /// shapes than this recreates the least recently used one (a few allocations).
@@ -45,136 +44,6 @@ pub enum OutputMode {
     Preallocated,
     /// ONNX Runtime allocates it; the values are copied into the output storage.
     OrtAllocated,
-}
-
-/// One input's storage, in its element type.
-enum Storage {
-    I64(Vec<i64>),
-    F32(Vec<f32>),
-}
-
-impl Storage {
-    fn len(&self) -> usize {
-        match self {
-            Self::I64(v) => v.len(),
-            Self::F32(v) => v.len(),
-        }
-    }
-
-    fn bytes(&self) -> usize {
-        match self {
-            Self::I64(v) => v.len() * 8,
-            Self::F32(v) => v.len() * 4,
-        }
-    }
-
-    /// # Safety
-    /// No tensor views this storage (growing may move it).
-    unsafe fn grow(&mut self, elements: usize) -> Result<(), EmbedError> {
-        match self {
-            Self::I64(v) => grow(v, elements),
-            Self::F32(v) => grow(v, elements),
-        }
-    }
-
-    /// # Safety
-    /// No tensor views this storage (it is freed).
-    unsafe fn release(&mut self) {
-        *self = match self {
-            Self::I64(_) => Self::I64(Vec::new()),
-            Self::F32(_) => Self::F32(Vec::new()),
-        };
-    }
-}
-
-/// The read output's storage, in its element type.
-enum OutputStorage {
-    F32(Vec<f32>),
-    F16(Vec<F16>),
-    Bf16(Vec<Bf16>),
-}
-
-impl OutputStorage {
-    fn new(ty: OutputType) -> Self {
-        match ty {
-            OutputType::F32 => Self::F32(Vec::new()),
-            OutputType::F16 => Self::F16(Vec::new()),
-            OutputType::Bf16 => Self::Bf16(Vec::new()),
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Self::F32(v) => v.len(),
-            Self::F16(v) => v.len(),
-            Self::Bf16(v) => v.len(),
-        }
-    }
-
-    fn bytes(&self) -> usize {
-        match self {
-            Self::F32(v) => v.len() * 4,
-            Self::F16(v) => v.len() * 2,
-            Self::Bf16(v) => v.len() * 2,
-        }
-    }
-
-    /// # Safety
-    /// No tensor views this storage (growing may move it).
-    unsafe fn grow(&mut self, elements: usize) -> Result<(), EmbedError> {
-        match self {
-            Self::F32(v) => grow(v, elements),
-            Self::F16(v) => grow(v, elements),
-            Self::Bf16(v) => grow(v, elements),
-        }
-    }
-
-    /// Gives the memory back (same element type).
-    ///
-    /// # Safety
-    /// No tensor views this storage (it is freed).
-    unsafe fn release(&mut self) {
-        *self = match self {
-            Self::F32(_) => Self::F32(Vec::new()),
-            Self::F16(_) => Self::F16(Vec::new()),
-            Self::Bf16(_) => Self::Bf16(Vec::new()),
-        };
-    }
-
-    /// A tensor of `shape` over this storage.
-    ///
-    /// # Safety
-    /// As [`tensor_over`].
-    unsafe fn tensor(&mut self, shape: &[i64]) -> Result<DynValue, ort::Error> {
-        // SAFETY: forwarded under this function's contract.
-        unsafe {
-            match self {
-                Self::F32(v) => tensor_over(v, shape, TensorElementType::Float32),
-                Self::F16(v) => tensor_over(v, shape, TensorElementType::Float16),
-                Self::Bf16(v) => tensor_over(v, shape, TensorElementType::Bfloat16),
-            }
-        }
-    }
-
-    /// Copies `data` (of this storage's type) to the start of the storage.
-    fn copy_from(&mut self, data: &OutputData<'_>) -> Result<(), EmbedError> {
-        match (self, data) {
-            (Self::F32(v), OutputData::F32(d)) => v[..d.len()].copy_from_slice(d),
-            (Self::F16(v), OutputData::F16(d)) => v[..d.len()].copy_from_slice(d),
-            (Self::Bf16(v), OutputData::Bf16(d)) => v[..d.len()].copy_from_slice(d),
-            _ => return Err(EmbedError::library("output_not_float")),
-        }
-        Ok(())
-    }
-
-    /// The first `elements` values.
-    fn data(&self, elements: usize) -> OutputData<'_> {
-        match self {
-            Self::F32(v) => OutputData::F32(&v[..elements]),
-            Self::F16(v) => OutputData::F16(&v[..elements]),
-            Self::Bf16(v) => OutputData::Bf16(&v[..elements]),
-        }
-    }
 }
 
 /// The input tensors' pointers of one shaped run, in model order.
@@ -422,20 +291,4 @@ impl TensorStore {
             self.index.insert(moved.key, oldest);
         }
     }
-}
-
-/// Grows `storage` to at least `elements` (doubling, but never past twice what
-/// is asked), reporting a failed allocation as an error instead of aborting.
-fn grow<T: Copy + Default>(storage: &mut Vec<T>, elements: usize) -> Result<(), EmbedError> {
-    let target = elements.max(
-        storage
-            .len()
-            .saturating_mul(2)
-            .min(elements.saturating_mul(2)),
-    );
-    storage
-        .try_reserve_exact(target - storage.len())
-        .map_err(|_| EmbedError::library("out_of_memory"))?;
-    storage.resize(target, T::default());
-    Ok(())
 }
