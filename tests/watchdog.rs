@@ -17,7 +17,7 @@ fn a_closed_gate_refuses_runs_and_stops_those_in_flight() {
     let gate = RunGate::new(None);
     gate.created();
     load_onnx_runtime();
-    let options = RunControl::new().unwrap();
+    let options = RunControl::new(&gate).unwrap();
     let watch = Watch::start(&gate, &options).unwrap();
     gate.close();
     assert!(watch
@@ -32,7 +32,7 @@ fn a_closed_gate_refuses_runs_and_stops_those_in_flight() {
 fn a_run_past_its_limit_is_stopped() {
     let gate = RunGate::new(Some(Duration::from_millis(20)));
     load_onnx_runtime();
-    let options = RunControl::new().unwrap();
+    let options = RunControl::new(&gate).unwrap();
     let watch = Watch::start(&gate, &options).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let error = watch.finish(&gate).unwrap_err().to_string();

@@ -2,8 +2,11 @@
 //!
 //! A [`Batch`] is a call's groups and the one job that embeds a group
 //! (`ModelRunner::embed_group`). Whoever works on it, the caller's thread
-//! alone or with a handle's [`Crew`], takes the next group from a shared
-//! counter, largest first, until none is left or one failed.
+//! alone or with a handle's [`Crew`], runs its share of the groups, dealt in
+//! turn from the longest down, until done or one failed anywhere. A fixed
+//! deal (rather than taking the next free group) balances as well on sorted
+//! groups and lets each worker meet the same run shapes on every call of the
+//! same batch, so its cached tensors serve it: no allocation in steady state.
 //!
 //! **Crew.** A handle with `threads` N > 1 on the CPU has N - 1 helper
 //! threads, started on its first batch of two groups or more and persistent,
@@ -35,8 +38,8 @@ pub(crate) type GroupJob<'a> = dyn Fn(&mut Worker, usize) -> Result<(), EmbedErr
 pub(crate) struct Batch<'a> {
     job: &'a GroupJob<'a>,
     groups: usize,
-    /// Groups taken so far.
-    taken: AtomicUsize,
+    /// Workers sharing the groups: the caller and the helpers it posted to.
+    workers: AtomicUsize,
     failed: AtomicBool,
 }
 
@@ -45,21 +48,21 @@ impl<'a> Batch<'a> {
         Self {
             job,
             groups,
-            taken: AtomicUsize::new(0),
+            workers: AtomicUsize::new(1),
             failed: AtomicBool::new(false),
         }
     }
 
-    /// Runs groups with `worker` until none is left or one failed anywhere.
-    /// The groups are sorted by length: taking them from the end starts the
-    /// longest first, which balances the threads best.
-    pub(crate) fn work(&self, worker: &mut Worker) -> Result<(), EmbedError> {
-        while !self.failed.load(Ordering::Relaxed) {
-            let taken = self.taken.fetch_add(1, Ordering::Relaxed);
-            if taken >= self.groups {
+    /// Runs the share of worker `place` (0: the caller) with `worker`, until
+    /// done or a group failed anywhere. The groups are sorted by length; the
+    /// deal starts from the longest.
+    pub(crate) fn work(&self, place: usize, worker: &mut Worker) -> Result<(), EmbedError> {
+        let workers = self.workers.load(Ordering::Acquire);
+        for turn in (place..self.groups).step_by(workers) {
+            if self.failed.load(Ordering::Relaxed) {
                 break;
             }
-            if let Err(error) = (self.job)(worker, self.groups - 1 - taken) {
+            if let Err(error) = (self.job)(worker, self.groups - 1 - turn) {
                 self.failed.store(true, Ordering::Relaxed);
                 return Err(error);
             }
@@ -70,7 +73,11 @@ impl<'a> Batch<'a> {
 
 /// A batch handed to a helper, its lifetime erased (see the module docs).
 #[derive(Clone, Copy)]
-struct BatchRef(NonNull<Batch<'static>>);
+struct BatchRef {
+    batch: NonNull<Batch<'static>>,
+    /// The helper's place in the deal.
+    place: usize,
+}
 
 // SAFETY: a `Batch` is `Sync` (its job is `Sync`, the rest atomics), and the
 // caller keeps it alive until the helper has dropped this reference.
@@ -123,17 +130,17 @@ impl Helper {
             if state.exit {
                 return;
             }
-            let Some(batch) = state.batch else {
+            let Some(BatchRef { batch, place }) = state.batch else {
                 continue;
             };
             // SAFETY: the caller that posted the batch keeps it alive until
             // `batch` is `None` again (see the module docs), which only this
             // thread sets, below.
-            let batch = unsafe { batch.0.as_ref() };
+            let batch = unsafe { batch.as_ref() };
             let state_now = &mut *state;
             state_now.result = match state_now.worker.as_mut() {
                 Some(worker) => {
-                    let work = std::panic::AssertUnwindSafe(|| batch.work(worker));
+                    let work = std::panic::AssertUnwindSafe(|| batch.work(place, worker));
                     std::panic::catch_unwind(work).unwrap_or(Err(EmbedError::unknown()))
                 }
                 None => Err(EmbedError::library(HELPER_LOST)),
@@ -217,14 +224,18 @@ impl Crew {
     pub(crate) fn run(&mut self, batch: &Batch<'_>, worker: &mut Worker) -> Result<(), EmbedError> {
         self.start()?;
         let wanted = self.helpers.len().min(batch.groups.saturating_sub(1));
-        let batch_ref = BatchRef(NonNull::from(batch).cast());
+        batch.workers.store(1 + wanted, Ordering::Release);
         let mut posted = Posted { helpers: &[] };
-        for (count, helper) in self.helpers[..wanted].iter().enumerate() {
-            helper.lock().batch = Some(batch_ref);
+        for (index, helper) in self.helpers[..wanted].iter().enumerate() {
+            let batch = NonNull::from(batch).cast();
+            helper.lock().batch = Some(BatchRef {
+                batch,
+                place: index + 1,
+            });
             helper.wake.notify_all();
-            posted.helpers = &self.helpers[..=count];
+            posted.helpers = &self.helpers[..=index];
         }
-        let mine = batch.work(worker);
+        let mine = batch.work(0, worker);
         let theirs = posted.finish();
         mine.and(theirs)
     }

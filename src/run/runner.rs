@@ -241,7 +241,7 @@ impl ModelRunner {
             let batch = Batch::new(grouper.group_count(), &job);
             result = match crew.as_deref_mut() {
                 Some(crew) if grouper.group_count() > 1 => crew.run(&batch, worker),
-                _ => batch.work(worker),
+                _ => batch.work(0, worker),
             };
             if result.is_err() {
                 break;

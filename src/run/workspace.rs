@@ -93,7 +93,7 @@ impl Workspace {
             tensors: TensorStore::new(inputs, output),
             output_shape: Vec::new(),
             output_elements: 0,
-            run_control: RunControl::new()?,
+            run_control: RunControl::new(&gate)?,
             gate,
             stopped: false,
             clock: 0,
