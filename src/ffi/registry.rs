@@ -13,6 +13,9 @@
 //! A lookup is a read lock (one atomic operation when uncontended), a hash
 //! lookup and a reference count, so a destroy while other threads are inside a
 //! call on the handle only unregisters it: the last of those calls frees it.
+//! The handles are spread over [`SHARDS`] locks, each on its own cache line
+//! (consecutive tokens fall in different shards), so that calls on different
+//! handles share no lock.
 
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -32,12 +35,21 @@ const VARYING_BITS: u32 = TAG.trailing_zeros() - 4;
 /// Odd, so multiplying by it is a bijection modulo any power of two.
 const SPREAD: u64 = 0x9E37_79B9_7F4A_7C15;
 
-/// The registry's write lock, held (see [`Registry::hold`]).
-pub type RegistryGuard<'a, T> = RwLockWriteGuard<'a, Option<HashMap<usize, Arc<T>>>>;
+/// Locks the live values are spread over.
+const SHARDS: usize = 16;
+
+type Live<T> = Option<HashMap<usize, Arc<T>>>;
+
+/// One lock's share of the live values, alone on its cache line.
+#[repr(align(64))]
+struct Shard<T>(RwLock<Live<T>>);
+
+/// The registry's write locks, all held (see [`Registry::hold`]).
+pub type RegistryGuard<'a, T> = [RwLockWriteGuard<'a, Live<T>>; SHARDS];
 
 /// Live values by token. Tokens are never reused.
 pub struct Registry<T> {
-    live: RwLock<Option<HashMap<usize, Arc<T>>>>,
+    live: [Shard<T>; SHARDS],
     next: AtomicU64,
     /// Drawn on first use: this instance's offset (see the module docs).
     offset: OnceLock<u64>,
@@ -46,7 +58,7 @@ pub struct Registry<T> {
 impl<T> Registry<T> {
     pub const fn new() -> Self {
         Self {
-            live: RwLock::new(None),
+            live: [const { Shard(RwLock::new(None)) }; SHARDS],
             next: AtomicU64::new(1),
             offset: OnceLock::new(),
         }
@@ -64,27 +76,47 @@ impl<T> Registry<T> {
     pub fn insert(&self, value: T) -> *mut c_void {
         // Shifted so tokens look aligned; the counter would need 2^53 creates to wrap.
         let token = self.token(self.next.fetch_add(1, Ordering::Relaxed));
-        let mut live = self.live.write().unwrap_or_else(PoisonError::into_inner);
+        let mut live = self.write(token as usize);
         live.get_or_insert_with(HashMap::new)
             .insert(token, Arc::new(value));
         token as *mut c_void
     }
 
-    /// The live value behind `token`, or `None` for anything else.
-    pub fn get(&self, token: *mut c_void) -> Option<Arc<T>> {
-        let live = self.live.read().unwrap_or_else(PoisonError::into_inner);
-        live.as_ref()?.get(&(token as usize)).cloned()
+    /// The shard of `token`.
+    fn shard(&self, token: usize) -> &RwLock<Live<T>> {
+        &self.live[(token >> 4) % SHARDS].0
     }
 
-    /// Holds the registry locked (around a `fork()`).
+    fn write(&self, token: usize) -> RwLockWriteGuard<'_, Live<T>> {
+        self.shard(token)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The live value behind `token`, or `None` for anything else.
+    pub fn get(&self, token: *mut c_void) -> Option<Arc<T>> {
+        let token = token as usize;
+        let live = self
+            .shard(token)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        live.as_ref()?.get(&token).cloned()
+    }
+
+    /// Holds the registry locked (around a `fork()`), every shard in order.
     pub fn hold(&self) -> RegistryGuard<'_, T> {
-        self.live.write().unwrap_or_else(PoisonError::into_inner)
+        std::array::from_fn(|i| {
+            self.live[i]
+                .0
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+        })
     }
 
     /// Unregisters `token`; its value is freed once no call holds it.
     pub fn remove(&self, token: *mut c_void) -> Option<Arc<T>> {
-        let mut live = self.live.write().unwrap_or_else(PoisonError::into_inner);
-        live.as_mut()?.remove(&(token as usize))
+        let token = token as usize;
+        self.write(token).as_mut()?.remove(&token)
     }
 }
 
@@ -126,6 +158,16 @@ mod tests {
         assert!(registry.get(a).is_none(), "destroyed");
         assert!(registry.remove(a).is_none(), "destroyed twice");
         assert_eq!(registry.get(b).as_deref(), Some(&2));
+    }
+
+    #[test]
+    fn consecutive_tokens_fall_in_different_shards() {
+        let registry = Registry::new();
+        let shards: std::collections::HashSet<usize> = (0..SHARDS)
+            .map(|_| registry.insert(0) as usize)
+            .map(|token| (token >> 4) % SHARDS)
+            .collect();
+        assert_eq!(shards.len(), SHARDS);
     }
 
     #[test]
