@@ -76,7 +76,7 @@ impl<T> Registry<T> {
     pub fn insert(&self, value: T) -> *mut c_void {
         // Shifted so tokens look aligned; the counter would need 2^53 creates to wrap.
         let token = self.token(self.next.fetch_add(1, Ordering::Relaxed));
-        let mut live = self.write(token as usize);
+        let mut live = self.write(token);
         live.get_or_insert_with(HashMap::new)
             .insert(token, Arc::new(value));
         token as *mut c_void
