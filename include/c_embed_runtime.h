@@ -8,7 +8,8 @@
  *
  * Threads: any function may be called from any thread. Several threads may
  * embed with one handle at once; a destroy while other threads are inside a
- * call on the handle lets those calls finish, then frees the handle.
+ * call on the handle stops their runs (those calls fail with
+ * std_error:handle_destroyed), waits for them to return, then frees it.
  *
  * Strings: every returned string is owned by the library (never free it) and
  * never NULL. Static strings (device names, the version, invalid-handle values)
@@ -177,6 +178,19 @@ int32_t c_embed_runtime_embed_batch(void *handle,
                                     float *out_vecs);
 
 /**
+ * Frees a handle: its sessions, buffers and strings. NULL, a handle already
+ * destroyed and any value that is not a live handle are ignored. Runs other
+ * threads have in flight on the handle are stopped and those calls fail
+ * (`std_error:handle_destroyed: ...`); destroy returns once they have left
+ * the handle, and then frees it. Every later call with this handle gets the
+ * invalid-handle result, and every string it returned is invalid.
+ *
+ * In the child of a `fork()`, a handle made before the fork is only forgotten
+ * (its memory is not freed: its teardown would wait for threads of the parent).
+ */
+void c_embed_runtime_destroy(void *handle);
+
+/**
  * The last embed error of this handle on the calling thread: "" after a success,
  * else prefixed `ort_error:` (ONNX Runtime), `std_error:` (this library) or
  * `unknown_error`. Invalid handle: "invalid_handle".
@@ -272,19 +286,6 @@ const char *c_embed_runtime_onnxruntime_version(void);
  * `object_path` is NULL or a NUL-terminated string.
  */
 int32_t c_embed_runtime_register_host_build(const char *object_path);
-
-/**
- * Frees a handle: its sessions, buffers and strings. NULL, a handle already
- * destroyed and any value that is not a live handle are ignored. Runs other
- * threads have in flight on the handle are stopped and those calls fail
- * (`std_error:handle_destroyed: ...`); destroy returns once they have left
- * the handle, and then frees it. Every later call with this handle gets the
- * invalid-handle result, and every string it returned is invalid.
- *
- * In the child of a `fork()`, a handle made before the fork is only forgotten
- * (its memory is not freed: its teardown would wait for threads of the parent).
- */
-void c_embed_runtime_destroy(void *handle);
 
 /**
  * Creates an embedding handle that also takes text: `c_embed_runtime_create`
