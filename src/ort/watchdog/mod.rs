@@ -19,7 +19,8 @@
 //! The thread ends (joined) when the last handle goes, so that no thread of
 //! the library outlives its handles (a host may `dlclose` it then).
 
-use std::ffi::c_void;
+mod thread;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -28,6 +29,7 @@ use ort::session::RunOptions;
 
 use crate::error::EmbedError;
 use crate::error_strings::{HANDLE_DESTROYED, RUN_TIME_LIMIT};
+use thread::WatchThread;
 
 /// Milliseconds a run (the create-time self-check's and every embed's) may
 /// take before it is stopped; read at create. 0 means no limit.
@@ -346,45 +348,6 @@ fn start_thread() {
         WATCHDOG.thread_started.store(started, Ordering::Release);
     }
 }
-
-/// The watchdog thread, made with `pthread_create` rather than
-/// `std::thread::spawn`: std registers a thread-local destructor in the
-/// spawning thread (the caller's), which keeps the library loaded after a
-/// `dlclose` for as long as that thread lives.
-struct WatchThread(libc::pthread_t);
-
-impl WatchThread {
-    /// Starts the thread of `epoch`; `None` if the system refuses a thread.
-    fn spawn(epoch: u64) -> Option<Self> {
-        extern "C" fn run(epoch: *mut c_void) -> *mut c_void {
-            // A panic cannot leave a thread started by pthread_create.
-            let _ = std::panic::catch_unwind(|| watch_runs(epoch as usize as u64));
-            std::ptr::null_mut()
-        }
-        let mut thread: libc::pthread_t = 0;
-        // SAFETY: `run` is an `extern "C"` function that catches every panic;
-        // its argument is a number, not a pointer; default attributes (NULL).
-        let created = unsafe {
-            libc::pthread_create(
-                &mut thread,
-                std::ptr::null(),
-                run,
-                epoch as usize as *mut c_void,
-            )
-        };
-        (created == 0).then_some(Self(thread))
-    }
-
-    /// Waits for the thread to end (it was told to: its epoch is over).
-    fn join(self) {
-        // SAFETY: a thread this library started, joined once (`self` is consumed),
-        // never detached; the result pointer may be NULL.
-        unsafe { libc::pthread_join(self.0, std::ptr::null_mut()) };
-    }
-}
-
-// SAFETY: a `pthread_t` may be joined from any thread.
-unsafe impl Send for WatchThread {}
 
 /// The watchdog thread of `epoch`: stops the runs past their deadline, then
 /// sleeps until the next deadline or one shortest limit (see the module
