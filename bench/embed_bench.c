@@ -397,9 +397,10 @@ static void *caller_main(void *arg)
     return NULL;
 }
 
-/* `callers` threads embedding on one handle at once, each `embeds` embeds. */
-static result_t run_callers(void *handle, const batches_t *b, int callers, long embeds,
-                            result_t r)
+/* `callers` threads embedding at once, each `embeds` embeds: on one handle, or
+ * with `handles` set, each on its own (handles[k]). */
+static result_t run_callers(void *handle, void *const *handles, const batches_t *b, int callers,
+                            long embeds, result_t r)
 {
     long runs = runs_for(b, embeds);
     double *latencies = xcalloc((size_t)(runs * callers), sizeof(double));
@@ -409,7 +410,7 @@ static result_t run_callers(void *handle, const batches_t *b, int callers, long 
     pthread_barrier_init(&barrier, NULL, (unsigned)callers + 1);
     for (int k = 0; k < callers; k++) {
         state[k] = (caller_t){
-            .handle = handle,
+            .handle = handles != NULL ? handles[k] : handle,
             .batches = b,
             /* Different sentences at the same moment, as independent hosts would send. */
             .first = (long)k * b->ncomp / callers,
@@ -448,9 +449,12 @@ static result_t new_result(const char *name, const char *sentences, int threads)
 /* The device every handle is created on: $BENCH_DEVICE, CPU by default. */
 static const char *g_device = "CPU";
 
+/* The corpus's seq_len: 128, or the longer-text corpus's. */
+static int64_t g_seq_len = 128;
+
 static void *create_handle(const char *model, int threads)
 {
-    void *handle = c_embed_runtime_create(model, g_device, 128, OUT_DIM, threads, 0);
+    void *handle = c_embed_runtime_create(model, g_device, g_seq_len, OUT_DIM, threads, 0);
     if (handle == NULL) {
         fprintf(stderr, "embed_bench: create failed: %s\n", c_embed_runtime_last_create_error());
         exit(1);
@@ -717,9 +721,7 @@ int main(int argc, char **argv)
 
     static corpus_t corpus;
     read_corpus(argv[2], &corpus);
-    if (corpus.seq_len != 128) {
-        die("the tokens file must be at seq_len 128");
-    }
+    g_seq_len = corpus.seq_len;
     printf("library %s, %d sentences, seq_len %ld, process counter %s, Rust counter %s\n",
            c_embed_runtime_version(), corpus.count, (long)corpus.seq_len,
            g_process_allocs ? "on" : "n/a", g_rust_allocs ? "on" : "n/a");
@@ -730,6 +732,31 @@ int main(int argc, char **argv)
     float *out = xcalloc((size_t)32 * OUT_DIM, sizeof(float));
     const char *classes[] = {"short", "medium", "long"};
 
+    if (corpus.seq_len != 128) {
+        /* The longer-text corpus (its own seq_len): one sentence per call and
+         * batches of 8 and 32, threads 1 and 2. */
+        for (int threads = 1; threads <= 2; threads++) {
+            void *handle = create_handle(model, threads);
+            batches_t one = make_batches(&corpus, NULL, 1);
+            results[n++] = run_single(handle, &one, 0, calls, 2L * one.ncomp, 0,
+                                      new_result("mix", "mix", threads), out);
+            free_batches(&one);
+            for (int k = 0; k < 2; k++) {
+                int rows = k == 0 ? 8 : 32;
+                batches_t batched = make_batches(&corpus, NULL, rows);
+                result_t r = new_result(rows == 8 ? "batch8" : "batch32", "mix", threads);
+                r.batch = rows;
+                results[n++] = run_single(handle, &batched, 0, calls, batched.ncomp, 0, r, out);
+                free_batches(&batched);
+            }
+            c_embed_runtime_destroy(handle);
+        }
+        memory_t none = {0};
+        write_json(argv[3], &corpus, results, n, 0.0, &none);
+        printf("wrote %s\n", argv[3]);
+        free(out);
+        return 0;
+    }
     const char *device = getenv("BENCH_DEVICE");
     if (device != NULL && *device != '\0' && strcmp(device, "CPU") != 0) {
         /* Another device's column next to the CPU provider: one sentence per
@@ -809,7 +836,13 @@ int main(int argc, char **argv)
         }
         result_t r = new_result("2callers", "mix", threads);
         r.callers = 2;
-        results[n++] = run_callers(handle, &mix, 2, calls, r);
+        results[n++] = run_callers(handle, NULL, &mix, 2, calls, r);
+        /* Two hosts' threads, each with its own handle: they share no lock. */
+        void *own[2] = {handle, create_handle(model, threads)};
+        result_t h = new_result("2handles", "mix", threads);
+        h.callers = 2;
+        results[n++] = run_callers(NULL, own, &mix, 2, calls, h);
+        c_embed_runtime_destroy(own[1]);
         free_batches(&mix);
         c_embed_runtime_destroy(handle);
     }

@@ -56,6 +56,13 @@ use crate::tokens::TokenRows;
 /// batches still pay.
 pub const MAX_ROWS_PER_RUN: usize = 32;
 
+/// Most (row, position, position) attention pairs one run holds: a run's
+/// attention scores grow with rows x length^2, and past about this many a
+/// token costs more in a batch than alone (the scores no longer stay in cache;
+/// docs/performance.md, "Longer text"). 32 rows of 32 positions, 8 of 64, 2
+/// of 128; a longer row runs alone.
+pub const MAX_PAIRS_PER_RUN: usize = 32 * 32 * 32;
+
 /// What a handle found out at create (the self-check's policy and the hidden size).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExecutionPlan {
@@ -189,12 +196,16 @@ impl ModelRunner {
     }
 
     /// The most rows a run of `len` positions may hold: [`MAX_ROWS_PER_RUN`],
-    /// and what keeps a workspace within [`KEEP_BYTES`] (storage grows up to
-    /// twice what a run needs).
+    /// no more than [`MAX_PAIRS_PER_RUN`] attention pairs, and what keeps a
+    /// workspace within [`KEEP_BYTES`] (storage grows up to twice what a run
+    /// needs).
     fn max_rows(&self, len: usize) -> usize {
         let per_position = self.hidden.max(1) * 4 + self.inputs.len() * 8;
         let per_row = per_position.saturating_mul(len).max(1);
-        (KEEP_BYTES / 2 / per_row).clamp(1, MAX_ROWS_PER_RUN)
+        let by_pairs = MAX_PAIRS_PER_RUN / len.saturating_mul(len).max(1);
+        (KEEP_BYTES / 2 / per_row)
+            .min(by_pairs)
+            .clamp(1, MAX_ROWS_PER_RUN)
     }
 
     /// The hot path: embeds `rows` into `out` (`out_dim` values per row, in
