@@ -147,9 +147,12 @@ examples: build $(addprefix $(BUILD)/examples/,$(EXAMPLES))
 test-examples: setup examples
 	tools/test_examples.sh
 
-# The README's C, C++ and Python snippets, compiled and run on the real model.
+# The docs (README.md, docs/*.md): their programs compiled, their commands run in
+# the order a reader meets them, their links resolved (tools/run_readme_snippets.py),
+# and docs/performance.md's figures those of bench/results/latest.json (bench/perf_doc.py).
 test-readme: setup build
 	$(VPY) tools/run_readme_snippets.py
+	$(VPY) bench/perf_doc.py --check
 
 ## ---- install, Python package --------------------------------------------------
 

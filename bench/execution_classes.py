@@ -1,4 +1,4 @@
-"""Prints what each execution class costs (README, "Which models run how").
+"""Prints what each execution class costs (docs/models.md, "Which models run how").
 
 Usage: .venv/bin/python bench/execution_classes.py   (after make setup && make build)
 

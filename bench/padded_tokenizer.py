@@ -1,5 +1,5 @@
 """A tokenizer.json that pads to a fixed length, with a host that sets the mask
-to 1 on every id it gets (README, "Hosts that build the old library from source").
+to 1 on every id it gets (docs/hosts.md, "Hosts that build the old library from source").
 
 usage: padded_tokenizer.py MODEL TOKENIZER_JSON [SEQ_LEN]
 

@@ -4,7 +4,8 @@ usage: report.py BUILD_DIR RESULTS_DIR
 
 Reads BUILD_DIR/{library,bare,python_padded}.json (and loadavg.txt, the load
 before the runs), writes RESULTS_DIR/latest.json and
-RESULTS_DIR/latency_by_length.png, and prints a markdown table, the thread
+RESULTS_DIR/latency_by_length.png, rewrites the figures of docs/performance.md
+from latest.json (bench/perf_doc.py), and prints a markdown table, the thread
 comparison and the target checks. "Per embed" in a batch row is the batch's
 figure divided by its rows.
 """
@@ -14,6 +15,8 @@ import json
 import os
 import platform
 import sys
+
+import perf_doc  # bench/perf_doc.py, beside this file
 
 SOURCES = (
     ("library", "library.json"),
@@ -544,6 +547,10 @@ def main(argv):
     print()
     charts = [p for p, drawn in ((png_path, chart), (throughput_png, throughput_chart)) if drawn]
     print(f"wrote {latest}" + "".join(f" and {p}" for p in charts))
+    # The figures of docs/performance.md come from the committed results file, just written.
+    if os.path.exists(perf_doc.RESULTS) and os.path.samefile(latest, perf_doc.RESULTS):
+        perf_doc.update(latest, perf_doc.DOC)
+        print(f"wrote the figures of {os.path.relpath(perf_doc.DOC)}")
 
 
 if __name__ == "__main__":
