@@ -177,12 +177,60 @@ def openvino_comparison(build_dir, results):
     return "\n".join(lines), openvino
 
 
+def longer_text(build_dir):
+    """Batches against single calls on the longer-text corpus (library_long.json,
+    bench/long_sentences.txt at its own seq_len): the table, the records with each
+    one's speed over single calls at threads 1, and the checks."""
+    path = os.path.join(build_dir, "library_long.json")
+    if not os.path.exists(path):
+        return None, None, []
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    records = data["records"]
+    single = next((r for r in records if r["scenario"] == "mix" and r["threads"] == 1), None)
+    if single is None:
+        return None, None, []
+    lines = [
+        f"| longer text (seq_len {data['meta'].get('seq_len')}) | threads | rows per call "
+        "| embeds/s | x single calls, threads 1 | median ms per call |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in records:
+        r["x_single_threads1"] = round(r["embeds_per_s"] / single["embeds_per_s"], 3)
+        lines.append(
+            f"| {r['scenario']} | {r['threads']} | {r['batch']} | {r['embeds_per_s']:.1f} "
+            f"| {r['x_single_threads1']:.2f} | {r['median_ms']:.2f} |"
+        )
+    best = lambda threads: max(  # noqa: E731
+        (r for r in records if r["threads"] == threads and r["batch"] > 1),
+        key=lambda r: r["embeds_per_s"],
+    )
+    checks = []
+    for threads, target in ((1, 1.35), (2, 2.3)):
+        r = best(threads)
+        checks.append({
+            "target": f"longer text: embed_batch at threads {threads} >= {target}x single calls at threads 1",
+            "pass": r["x_single_threads1"] >= target,
+            "detail": f"{r['scenario']}: {r['x_single_threads1']:.2f}x",
+        })
+    slowest = min((r for r in records if r["batch"] > 1 and r["threads"] == 1),
+                  key=lambda r: r["embeds_per_s"])
+    checks.append({
+        "target": "longer text: no batch at threads 1 slower than single calls",
+        "pass": slowest["x_single_threads1"] >= 1.0,
+        "detail": f"slowest {slowest['scenario']}: {slowest['x_single_threads1']:.2f}x",
+    })
+    return "\n".join(lines), {"seq_len": data["meta"].get("seq_len"), "records": records}, checks
+
+
 def thread_comparison(results):
     rows = [
         ("1 caller, handle threads=1", find(results, "library", "mix", 1)),
         ("1 caller, handle threads=2", find(results, "library", "mix", 2)),
         ("2 callers, one handle threads=1 (one session)", find(results, "library", "2callers", 1, 2)),
         ("2 callers, one handle threads=2 (one session)", find(results, "library", "2callers", 2, 2)),
+        ("2 callers, a handle each, threads=1", find(results, "library", "2handles", 1, 2)),
+        ("2 callers, a handle each, threads=2", find(results, "library", "2handles", 2, 2)),
     ]
     lines = ["| library, sentence mix | embeds/s | median ms | p99 ms |", "| --- | ---: | ---: | ---: |"]
     for name, r in rows:
@@ -478,6 +526,7 @@ def main(argv):
     throughput_png = os.path.join(results_dir, "throughput.png")
     throughput_chart = draw_throughput(results, throughput_png)
     openvino_table, openvino = openvino_comparison(build_dir, results)
+    long_table, long_figures, long_checks = longer_text(build_dir)
 
     merged = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -500,10 +549,11 @@ def main(argv):
         },
         "handle_lookup_ns": results["library"]["meta"].get("handle_lookup_ns"),
         "python_objects": python_objects(build_dir),
-        "checks": target_checks + issue11_checks,
+        "checks": target_checks + issue11_checks + long_checks,
         "threads": threads_values,
         "sources": results,
         "openvino_cpu": openvino,
+        "longer_text": long_figures,
     }
     latest = os.path.join(results_dir, "latest.json")
     with open(latest, "w", encoding="utf-8") as f:
@@ -524,6 +574,10 @@ def main(argv):
         print("OpenVINO provider on its CPU device (onnxruntime-openvino 1.22.0) and ONNX Runtime's CPU provider:")
         print(openvino_table)
         print()
+    if long_table is not None:
+        print("Longer text (bench/long_sentences.txt), batches against single calls:")
+        print(long_table)
+        print()
     lookup = merged["handle_lookup_ns"]
     if lookup is not None:
         print(f"Handle check (registry lookup) on every call: {lookup:.1f} ns per getter call")
@@ -537,7 +591,7 @@ def main(argv):
     for c in target_checks:
         print(f"  {'PASS' if c['pass'] else 'MISS'}  {c['target']}: {c['detail']}")
     print("Targets (batches, threads, new shapes, memory; per sentence over the corpus):")
-    for c in issue11_checks:
+    for c in issue11_checks + long_checks:
         print(f"  {'PASS' if c['pass'] else 'MISS'}  {c['target']}: {c['detail']}")
     if load is not None and load[0] > BUSY_LOAD:
         print(

@@ -21,6 +21,8 @@ set -x
 mkdir -p "$out"
 "$CC" -std=c11 "${CWARN[@]}" -O2 -shared -fPIC bench/alloc_counter.c -o "$preload"
 "$VPY" bench/tokenize_sentences.py "$(dirname "$REAL_MODEL")/tokenizer.json" bench/sentences.txt "$tokens" 128
+# The longer-text corpus, at a seq_len that cuts none of its sentences.
+"$VPY" bench/tokenize_sentences.py "$(dirname "$REAL_MODEL")/tokenizer.json" bench/long_sentences.txt "$out/long_tokens.txt" 256
 cargo build --release --features alloc-counter --target-dir target/bench
 tools/stage_library.sh "$lib_dir"
 "$CC" -std=c11 "${CWARN[@]}" -O2 -Iinclude bench/embed_bench.c -L"$lib_dir" -lc_embed_runtime \
@@ -29,6 +31,7 @@ cargo build --release --example bare_ort
 # Other work on the cores makes the timings noisy; the report says so.
 cat /proc/loadavg > "$out/loadavg.txt"
 LD_PRELOAD=$preload "$out/embed_bench" "$REAL_MODEL" "$tokens" "$out/library.json"
+LD_PRELOAD=$preload "$out/embed_bench" "$REAL_MODEL" "$out/long_tokens.txt" "$out/library_long.json"
 # The OpenVINO provider on its CPU device, with the hosts' onnxruntime-openvino build.
 ORT_DYLIB_PATH=$(realpath "${C_EMBED_RUNTIME_ORT_CACHE:-.cache/ort}")/onnxruntime-openvino-1.22.0/libonnxruntime.so.1.22.0 \
     BENCH_DEVICE=OPENVINO_CPU LD_PRELOAD=$preload \
