@@ -1,6 +1,12 @@
 //! ONNX Runtime plumbing: finding and loading it once per process, opening a
 //! session on a device, where its log messages go, CPU-fallback signals, and
 //! the run-time limit. Nothing here knows about embeddings.
+//!
+//! Loading, by concept: `search` lists where to look (the search order),
+//! `probe` checks that a file is an ONNX Runtime of a supported version,
+//! `loader` keeps the first that passes and the environment over it;
+//! `dynamic_loader` asks the dynamic loader about the process and
+//! `host_build` remembers the drop-in source's builds.
 
 pub(crate) mod device;
 pub(crate) mod dynamic_loader;
@@ -8,9 +14,12 @@ pub(crate) mod fallback;
 pub(crate) mod host_build;
 pub(crate) mod loader;
 pub(crate) mod logging;
+pub(crate) mod probe;
+pub(crate) mod search;
 pub(crate) mod session;
 pub(crate) mod watchdog;
 
 pub use device::{Device, TEST_OPENVINO_OPTIONS_ENV};
-pub use loader::{environment, ORT_PATH_ENV};
+pub use loader::environment;
+pub use search::ORT_PATH_ENV;
 pub use watchdog::{RunControl, RunGate, Watch, RUN_TIMEOUT_ENV};
