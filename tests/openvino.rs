@@ -11,10 +11,10 @@ mod common;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use c_embed_runtime::env::{ORT_PATH_ENV, TEST_OPENVINO_OPTIONS_ENV};
 use c_embed_runtime::error_strings::whole;
 use c_embed_runtime::model::ExecutionClass;
-use c_embed_runtime::ort::ORT_PATH_ENV;
-use c_embed_runtime::ort::{Device, TEST_OPENVINO_OPTIONS_ENV};
+use c_embed_runtime::ort::Device;
 use c_embed_runtime::run::{CreateOptions, EmbedRuntime, FallbackSignals, TokenInput};
 use common::{real_model, sentence, test_model};
 

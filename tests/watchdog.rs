@@ -4,7 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use c_embed_runtime::ort::{RunControl, RunGate, Watch, RUN_TIMEOUT_ENV};
+use c_embed_runtime::env::RUN_TIMEOUT_ENV;
+use c_embed_runtime::ort::{RunControl, RunGate, Watch};
 
 /// Run options need ONNX Runtime loaded.
 fn load_onnx_runtime() {

@@ -15,11 +15,9 @@
 //! `seq_len` positions, the mask as given), for hosts that must reproduce stored
 //! vectors bit for bit.
 
+pub(crate) use crate::env::PADDED_ENV;
 use crate::ort::device::gate_is_on;
 use crate::run::runner::{Probe, TokenInput, TokenRows};
-
-/// The environment variable that asks for legacy padded runs (1/true/yes/on).
-pub const PADDED_ENV: &str = "C_EMBED_RUNTIME_PADDED";
 
 /// Largest difference (absolute, per component of the L2-normalised pooled
 /// vector) between two runs of the probe row that still counts as "the same

@@ -19,7 +19,6 @@ pub(crate) mod search;
 pub(crate) mod session;
 pub(crate) mod watchdog;
 
-pub use device::{Device, TEST_OPENVINO_OPTIONS_ENV};
+pub use device::Device;
 pub use loader::environment;
-pub use search::ORT_PATH_ENV;
-pub use watchdog::{RunControl, RunGate, Watch, RUN_TIMEOUT_ENV};
+pub use watchdog::{RunControl, RunGate, Watch};

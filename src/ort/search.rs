@@ -21,11 +21,9 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::env::ORT_PATH_ENV;
 use crate::ort::dynamic_loader;
 use crate::ort::host_build::{self, HostBuild};
-
-/// Overrides where ONNX Runtime is loaded from.
-pub const ORT_PATH_ENV: &str = "ORT_DYLIB_PATH";
 
 /// The subdirectory of the library's directory that `make install` gives the
 /// ONNX Runtime it was built with.
