@@ -1235,7 +1235,11 @@ static void test_version(void)
     CHECK_STR(c_embed_runtime_onnxruntime_version(), "");
 }
 
-/* The ONNX Runtime in use, once a create loaded it; a host build must be loaded to register. */
+/*
+ * The ONNX Runtime in use, once a create loaded it; a host build must be loaded
+ * to register, a directory must be one (python/tests/test_loading.py shows a
+ * registered directory searched, in a process that has not loaded ONNX Runtime).
+ */
 static void test_onnxruntime_in_use(void)
 {
     void *h = OPEN("tiny_bert.onnx", 16, 8);
@@ -1247,6 +1251,15 @@ static void test_onnxruntime_in_use(void)
     CHECK(c_embed_runtime_onnxruntime_path() == path); /* one string for the process */
     CHECK(c_embed_runtime_register_host_build(NULL) == 0);
     CHECK(c_embed_runtime_register_host_build("/nonexistent/libc_embed_runtime.abc.so") == 0);
+    char model[4096];
+    model_path(model, sizeof model, "tiny_bert.onnx");
+    CHECK(c_embed_runtime_register_onnxruntime_dir(NULL) == 0);
+    CHECK(c_embed_runtime_register_onnxruntime_dir("") == 0);
+    CHECK(c_embed_runtime_register_onnxruntime_dir("/nonexistent/capi") == 0);
+    CHECK(c_embed_runtime_register_onnxruntime_dir(model) == 0); /* a file */
+    CHECK(c_embed_runtime_register_onnxruntime_dir(g_model_dir) == 1);
+    CHECK(c_embed_runtime_register_onnxruntime_dir(g_model_dir) == 1); /* again: no change */
+    CHECK(c_embed_runtime_onnxruntime_path() == path); /* ONNX Runtime stays the one loaded */
     c_embed_runtime_destroy(h);
 }
 

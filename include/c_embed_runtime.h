@@ -287,6 +287,25 @@ int32_t c_embed_runtime_register_host_build(const char *object_path);
 void c_embed_runtime_destroy(void *handle);
 
 /**
+ * Adds `directory` to the places the first create looks for ONNX Runtime.
+ * When the registered directories hold a `libonnxruntime.so*`, those files
+ * are the only ones tried (in the order registered, the newest version first
+ * in each): a host's choice, like `ORT_DYLIB_PATH`, so an unusable one fails
+ * create rather than giving way to the library's own. `ORT_DYLIB_PATH` and an
+ * ONNX Runtime already loaded in the process come first; a registered
+ * directory without one changes nothing. Only a create that loads ONNX
+ * Runtime looks: call it before the first create. Returns 1 when `directory`
+ * is a directory (a repeated call changes nothing), 0 otherwise (NULL
+ * included). The Python package registers so the `capi/` folder of an
+ * installed `onnxruntime` package, for its process alone (no environment
+ * variable is set, so the processes it starts are not affected).
+ *
+ * # Safety
+ * `directory` is NULL or a NUL-terminated string.
+ */
+int32_t c_embed_runtime_register_onnxruntime_dir(const char *directory);
+
+/**
  * Creates an embedding handle that also takes text: `c_embed_runtime_create`
  * with the same arguments, plus the model's Hugging Face `tokenizer.json`
  * (WordPiece, BPE, Unigram or WordLevel), for `c_embed_runtime_embed_text`,

@@ -90,6 +90,7 @@ PROTOTYPES = {
     "c_embed_runtime_onnxruntime_path": (c_char_p, []),
     "c_embed_runtime_onnxruntime_version": (c_char_p, []),
     "c_embed_runtime_register_host_build": (c_int32, [c_char_p]),
+    "c_embed_runtime_register_onnxruntime_dir": (c_int32, [c_char_p]),
     # Text in (the library's `text` feature, on by default).
     "c_embed_runtime_create_with_tokenizer": (
         c_void_p,

@@ -28,6 +28,17 @@ def build_library(name: str):
     return path
 
 
+def fake_ort(path, version: str, api: bool) -> None:
+    """Builds at ``path`` a library that says it is ONNX Runtime ``version``
+    (c_tests/fake_ort.c); its GetApi returns NULL unless ``api``."""
+    subprocess.run(
+        [os.environ.get("CC", "cc"), "-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-shared", "-fPIC",
+         f'-DFAKE_VERSION="{version}"', f"-DFAKE_HAS_API={int(api)}",
+         str(REPO / "c_tests" / "fake_ort.c"), "-o", str(path)],
+        check=True,
+    )
+
+
 CHILD = textwrap.dedent(
     """
     import ctypes, json, sys

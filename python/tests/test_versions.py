@@ -15,7 +15,7 @@ import pytest
 from c_embed_runtime import Tokenizer
 from c_embed_runtime.demo import SENTENCES
 from conftest import ERRORS, REPO
-from ort_builds import BUILDS, build_library, embed_with
+from ort_builds import BUILDS, build_library, embed_with, fake_ort
 
 SEQ_LEN = 128
 OUT_DIM = 384
@@ -102,15 +102,6 @@ def test_a_build_without_the_api_level_fails_cleanly(tmp_path, real_model):
         "ONNX Runtime 1.22.0 has no C API level 20 (supported: 1.20 or newer 1.x)"
     )
     assert stderr == ""
-
-
-def fake_ort(path, version: str, api: bool) -> None:
-    subprocess.run(
-        [os.environ.get("CC", "cc"), "-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-shared", "-fPIC",
-         f'-DFAKE_VERSION="{version}"', f"-DFAKE_HAS_API={int(api)}",
-         str(REPO / "c_tests" / "fake_ort.c"), "-o", str(path)],
-        check=True,
-    )
 
 
 def test_onnx_runtime_messages_reach_stderr_only_when_asked(real_model, rows):

@@ -28,6 +28,7 @@
 mod boundary;
 mod fork;
 mod messages;
+mod onnxruntime_dir;
 mod registry;
 #[cfg(feature = "text")]
 mod text;
@@ -40,6 +41,7 @@ use std::sync::Arc;
 
 use self::boundary::{catch_panic, optional_c_str, optional_slice, optional_slice_mut};
 use self::messages::ThreadMessages;
+pub use self::onnxruntime_dir::c_embed_runtime_register_onnxruntime_dir;
 use self::registry::Registry;
 use crate::error::{CreateError, EmbedError, UNKNOWN_CREATE_ERROR, UNKNOWN_EMBED_ERROR};
 use crate::error_strings;

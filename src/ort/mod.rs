@@ -5,8 +5,9 @@
 //! Loading, by concept: `search` lists where to look (the search order),
 //! `probe` checks that a file is an ONNX Runtime of a supported version,
 //! `loader` keeps the first that passes and the environment over it;
-//! `dynamic_loader` asks the dynamic loader about the process and
-//! `host_build` remembers the drop-in source's builds.
+//! `dynamic_loader` asks the dynamic loader about the process,
+//! `host_build` remembers the drop-in source's builds and `registered_dirs`
+//! the directories a host named.
 
 pub(crate) mod device;
 pub(crate) mod dynamic_loader;
@@ -15,6 +16,7 @@ pub(crate) mod host_build;
 pub(crate) mod loader;
 pub(crate) mod logging;
 pub(crate) mod probe;
+pub(crate) mod registered_dirs;
 pub(crate) mod search;
 pub(crate) mod session;
 pub(crate) mod watchdog;

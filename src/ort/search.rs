@@ -1,19 +1,29 @@
 //! Where ONNX Runtime is looked for: the candidates the loader tries, in order.
 //!
-//! Rules 1 and 2 are exclusive: when either names a file, only its files are
-//! tried. Rules 3 to 5 are tried in turn until one loads.
+//! Rules 1 to 3 are exclusive: when one names a file, only its files are
+//! tried (a choice made by the host, so an unusable one fails `create` rather
+//! than giving way to another). Rules 4 to 6 are tried in turn until one loads.
 //! 1. `ORT_DYLIB_PATH`, when set and not empty (an explicit choice: nothing else is tried);
 //! 2. an ONNX Runtime already loaded in the process: a `libonnxruntime.so*`
 //!    (linked by the host's build, preloaded, or loaded by another library), or the one
 //!    beside a loaded Python `onnxruntime` package's extension module. Nothing
 //!    else is tried, so the process keeps one ONNX Runtime, the host's;
-//! 3. a `libonnxruntime.so*` in the directories of a registered host build's
+//! 3. a `libonnxruntime.so*` in the directories registered with
+//!    `c_embed_runtime_register_onnxruntime_dir`, in the order registered
+//!    ([`crate::ort::registered_dirs`]: how the Python package prefers an
+//!    installed `onnxruntime` package, for its process alone);
+//! 4. a `libonnxruntime.so*` in the directories of a registered host build's
 //!    `-Wl,-rpath` ([`crate::ort::host_build`]: the drop-in source's build, which does
 //!    not load the ONNX Runtime it was linked against by itself);
-//! 4. a `libonnxruntime.so*` beside `libc_embed_runtime.so` (where the build puts one),
+//! 5. a `libonnxruntime.so*` beside `libc_embed_runtime.so` (where the build puts one),
 //!    then in its `c_embed_runtime/` subdirectory (where `make install` puts the
 //!    one it was built with, out of the way of other users of the library directory);
-//! 5. the system's (`libonnxruntime.so`, then `libonnxruntime.so.1`, by the dynamic loader's search).
+//! 6. the system's (`libonnxruntime.so`, then `libonnxruntime.so.1`, by the dynamic loader's search).
+//!
+//! Within one directory the order is [`in_directory`]'s, the one rule for
+//! choosing among several ONNX Runtime files: `libonnxruntime.so` first (the
+//! link a packager made on purpose), then the versioned names, newest version
+//! first, compared number by number (1.10.0 is newer than 1.9.2).
 //!
 //! [`candidates`] only lists files; [`crate::ort::probe`] checks each before it is used.
 
@@ -24,6 +34,7 @@ use std::path::{Path, PathBuf};
 use crate::env::ORT_PATH_ENV;
 use crate::ort::dynamic_loader;
 use crate::ort::host_build::{self, HostBuild};
+use crate::ort::registered_dirs;
 
 /// The subdirectory of the library's directory that `make install` gives the
 /// ONNX Runtime it was built with.
@@ -48,6 +59,8 @@ pub(crate) struct Search {
     /// Every object loaded in the process, in load order.
     loaded: Vec<PathBuf>,
     host_builds: Vec<HostBuild>,
+    /// Registered with `c_embed_runtime_register_onnxruntime_dir`, in order.
+    registered_dirs: Vec<PathBuf>,
     /// The directory of `libc_embed_runtime.so`.
     own_dir: Option<PathBuf>,
 }
@@ -59,6 +72,7 @@ impl Search {
             env_path: std::env::var_os(ORT_PATH_ENV),
             loaded: dynamic_loader::loaded_objects(),
             host_builds: host_build::registered(),
+            registered_dirs: registered_dirs::registered(),
             own_dir: dynamic_loader::own_directory(),
         }
     }
@@ -76,16 +90,29 @@ pub(crate) fn candidates(search: &Search) -> Vec<Candidate> {
     if !loaded.is_empty() {
         return loaded;
     }
+    let registered: Vec<Candidate> = search
+        .registered_dirs
+        .iter()
+        .flat_map(|dir| {
+            in_directory(
+                dir,
+                "registered with c_embed_runtime_register_onnxruntime_dir",
+            )
+        })
+        .collect();
+    if !registered.is_empty() {
+        return registered;
+    }
     let mut found = Vec::new();
     for build in &search.host_builds {
         let source = format!("on the -rpath of {}", build.object.display());
         for dir in &build.run_path {
-            found.extend(beside_candidates(dir, &source));
+            found.extend(in_directory(dir, &source));
         }
     }
     if let Some(dir) = &search.own_dir {
-        found.extend(beside_candidates(dir, "beside libc_embed_runtime.so"));
-        found.extend(beside_candidates(
+        found.extend(in_directory(dir, "beside libc_embed_runtime.so"));
+        found.extend(in_directory(
             &dir.join(INSTALL_SUBDIR),
             "installed with libc_embed_runtime.so",
         ));
@@ -114,7 +141,7 @@ fn already_loaded(objects: &[PathBuf]) -> Vec<Candidate> {
             });
         } else if name.as_bytes().starts_with(PYTHON_MODULE_PREFIX.as_bytes()) {
             if let Some(dir) = object.parent() {
-                found.extend(beside_candidates(
+                found.extend(in_directory(
                     dir,
                     "beside the loaded Python onnxruntime package; ORT_DYLIB_PATH chooses another",
                 ));
@@ -125,31 +152,50 @@ fn already_loaded(objects: &[PathBuf]) -> Vec<Candidate> {
     found
 }
 
-/// `libonnxruntime.so` first, then versioned names, newest first.
-fn beside_candidates(dir: &Path, source: &str) -> Vec<Candidate> {
+/// The ONNX Runtime files in `dir`, in the one order of the module docs:
+/// `libonnxruntime.so` first, then `libonnxruntime.so.<version>`, newest first.
+fn in_directory(dir: &Path, source: &str) -> Vec<Candidate> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut names: Vec<OsString> = entries
+    let mut found: Vec<(Version, OsString)> = entries
         .filter_map(|e| e.ok().map(|e| e.file_name()))
-        .filter(|name| is_onnxruntime_name(name))
+        .filter_map(|name| Some((onnxruntime_version(&name)?, name)))
         .collect();
-    names.sort_by(|a, b| a.len().cmp(&b.len()).then(b.cmp(a)));
-    names
+    // Unversioned (an empty version) first, then the highest version first.
+    found.sort_by(|(a, _), (b, _)| a.is_empty().cmp(&b.is_empty()).reverse().then(b.cmp(a)));
+    found
         .into_iter()
-        .map(|name| Candidate {
+        .map(|(_, name)| Candidate {
             path: dir.join(name),
             source: source.to_owned(),
         })
         .collect()
 }
 
+/// The numbers of a `libonnxruntime.so.<version>` name (`[1, 22, 0]`), empty
+/// for `libonnxruntime.so`.
+type Version = Vec<u64>;
+
+/// The version of an ONNX Runtime file name; `None` when `name` is not one
+/// (`libonnxruntime_providers_shared.so`, `libonnxruntime.so.bak`, ...).
+fn onnxruntime_version(name: &OsStr) -> Option<Version> {
+    let name = name.to_str()?;
+    if name == "libonnxruntime.so" {
+        return Some(Version::new());
+    }
+    name.strip_prefix("libonnxruntime.so.")?
+        .split('.')
+        .map(|part| {
+            (!part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| part.parse().ok())
+                .flatten()
+        })
+        .collect()
+}
+
 fn is_onnxruntime_name(name: &OsStr) -> bool {
-    let name = name.as_bytes();
-    name == b"libonnxruntime.so"
-        || name
-            .strip_prefix(b"libonnxruntime.so.")
-            .is_some_and(|version| version.iter().all(|&b| b.is_ascii_digit() || b == b'.'))
+    onnxruntime_version(name).is_some()
 }
 
 #[cfg(test)]
@@ -161,6 +207,7 @@ mod tests {
             env_path: env_path.map(OsString::from),
             loaded: Vec::new(),
             host_builds: Vec::new(),
+            registered_dirs: Vec::new(),
             own_dir: own_dir.map(Path::to_path_buf),
         }
     }
@@ -262,6 +309,69 @@ mod tests {
         assert_eq!(
             got[0].source,
             "on the -rpath of /host/native/libc_embed_runtime.abc.so"
+        );
+    }
+
+    #[test]
+    fn registered_directories_holding_an_onnxruntime_are_the_only_candidates() {
+        let capi = dir_with("rpath", &["libonnxruntime.so.1.22.0"]);
+        let first = dir_with("first", &["libonnxruntime.so.1.24.4"]);
+        let second = dir_with("second", &["libonnxruntime.so.1.20.1"]);
+        let beside = dir_with("own", &["libonnxruntime.so.1.31.1"]);
+        let mut search = search(None, Some(&beside));
+        search.host_builds = vec![HostBuild {
+            object: "/host/native/libc_embed_runtime.abc.so".into(),
+            run_path: vec![capi.clone()],
+        }];
+        search.registered_dirs = vec!["/nonexistent".into(), first.clone(), second.clone()];
+        let got = candidates(&search);
+        // Registered folders without one give way to the next rules.
+        search.registered_dirs = vec!["/nonexistent".into()];
+        let without = candidates(&search);
+        for dir in [&capi, &first, &second, &beside] {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+        assert_eq!(
+            got.iter().map(|c| c.path.clone()).collect::<Vec<_>>(),
+            [
+                first.join("libonnxruntime.so.1.24.4"),
+                second.join("libonnxruntime.so.1.20.1")
+            ]
+        );
+        assert_eq!(
+            got[0].source,
+            "registered with c_embed_runtime_register_onnxruntime_dir"
+        );
+        assert_eq!(without[0].path, capi.join("libonnxruntime.so.1.22.0"));
+    }
+
+    #[test]
+    fn versions_are_compared_number_by_number() {
+        let dir = dir_with(
+            "numbers",
+            &[
+                "libonnxruntime.so.1.9.2",
+                "libonnxruntime.so.1",
+                "libonnxruntime.so.1.10.0",
+                "libonnxruntime.so.1.22",
+                "libonnxruntime.so.1.22.0",
+                "libonnxruntime.so.1..2",
+                "libonnxruntime.so.",
+            ],
+        );
+        let got = candidates(&search(None, Some(&dir)));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            names(&got),
+            [
+                "libonnxruntime.so.1.22.0",
+                "libonnxruntime.so.1.22",
+                "libonnxruntime.so.1.10.0",
+                "libonnxruntime.so.1.9.2",
+                "libonnxruntime.so.1",
+                "libonnxruntime.so",
+                "libonnxruntime.so.1"
+            ]
         );
     }
 
