@@ -171,9 +171,9 @@ def load(library: str | os.PathLike | ctypes.CDLL | None = None) -> ctypes.CDLL:
 
     ``library``: a path, an already loaded ``CDLL`` (declared and checked here), or
     None for the first of :func:`library_candidates` that loads (the bundled one
-    then takes ONNX Runtime from ``$ORT_DYLIB_PATH``, else from an installed
-    ``onnxruntime`` package of any flavour, else its bundled copy: see
-    ``_onnxruntime``). Raises
+    is told of an installed ``onnxruntime`` package of any flavour, whose ONNX
+    Runtime it then prefers to its bundled copy; ``$ORT_DYLIB_PATH`` still comes
+    first: see ``_onnxruntime``). Raises
     :class:`EmbedRuntimeError` when nothing loads (saying what was tried), when the
     library lacks a function, or when its major.minor version is not the package's.
     """
@@ -195,9 +195,10 @@ def load(library: str | os.PathLike | ctypes.CDLL | None = None) -> ctypes.CDLL:
                 raise
             tried.append(str(failure))
             continue
+        lib = _prepare(lib, path)
         if where == "bundled":
-            _onnxruntime.prefer_installed_runtime()
-        return _prepare(lib, path)
+            _onnxruntime.register_installed_runtime(lib)
+        return lib
     raise EmbedRuntimeError(
         f"could not load {LIBRARY_NAME}; tried " + "; ".join(tried) + f" (set {LIBRARY_ENV} to its path)"
     )

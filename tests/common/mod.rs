@@ -3,11 +3,14 @@
 //!
 //! The tests run a real ONNX Runtime on models that `make setup` installs or
 //! generates: `ORT_DYLIB_PATH` if set, else the one of the project's `.venv`
-//! (its `onnxruntime` package), so a plain `cargo test` needs no variable.
+//! (its `onnxruntime` package's `capi/` folder, registered with the library,
+//! which chooses the file there by its own rule), so a plain `cargo test`
+//! needs no variable.
 
 #![allow(dead_code)] // each test binary uses its own part
 
 use std::ffi::{c_void, CStr, CString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
@@ -17,44 +20,38 @@ fn models_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
 }
 
-/// Points `ORT_DYLIB_PATH` at the `.venv`'s ONNX Runtime unless it is set.
+/// Registers the `.venv`'s ONNX Runtime folder with the library
+/// (`c_embed_runtime_register_onnxruntime_dir`).
 ///
 /// Called wherever a test gets a model, which every test does before its first
-/// create: so the variable is set before any thread loads ONNX Runtime.
+/// create: so the folder is registered before any thread loads ONNX Runtime.
 fn use_project_onnx_runtime() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        if std::env::var_os("ORT_DYLIB_PATH").is_some_and(|p| !p.is_empty()) {
-            return;
-        }
         let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv");
-        match venv_onnx_runtime(&venv) {
-            Some(library) => std::env::set_var("ORT_DYLIB_PATH", library),
-            None => panic!(
-                "no ONNX Runtime: {} has no onnxruntime package; run `make setup` or set ORT_DYLIB_PATH",
-                venv.display()
-            ),
+        let mut registered = false;
+        for capi in venv_capi_dirs(&venv) {
+            let capi = CString::new(capi.as_os_str().as_bytes()).unwrap();
+            // SAFETY: a NUL-terminated string that outlives the call.
+            registered |= unsafe { c_embed_runtime_register_onnxruntime_dir(capi.as_ptr()) } == 1;
         }
+        let chosen = std::env::var_os(c_embed_runtime::env::ORT_PATH_ENV);
+        assert!(
+            registered || chosen.is_some_and(|p| !p.is_empty()),
+            "no ONNX Runtime: {} has no onnxruntime package; run `make setup` or set ORT_DYLIB_PATH",
+            venv.display()
+        );
     });
 }
 
-/// `lib/python3.*/site-packages/onnxruntime/capi/libonnxruntime.so.<version>`
-/// under `venv` (the longest name, if several), or None.
-fn venv_onnx_runtime(venv: &Path) -> Option<PathBuf> {
-    let entries = |dir: &Path| {
-        std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-    };
-    entries(&venv.join("lib"))
-        .flat_map(|python| entries(&python.join("site-packages/onnxruntime/capi")))
-        .filter(|file| {
-            file.file_name()
-                .and_then(|name| name.to_str())
-                .is_some_and(|name| name.starts_with("libonnxruntime.so."))
-        })
-        .max_by_key(|file| file.as_os_str().len())
+/// `lib/python3.*/site-packages/onnxruntime/capi` under `venv`.
+fn venv_capi_dirs(venv: &Path) -> Vec<PathBuf> {
+    let entries = std::fs::read_dir(venv.join("lib")).into_iter().flatten();
+    entries
+        .filter_map(|python| python.ok())
+        .map(|python| python.path().join("site-packages/onnxruntime/capi"))
+        .filter(|capi| capi.is_dir())
+        .collect()
 }
 
 /// A model `make setup` installs under models/, by its relative path.
