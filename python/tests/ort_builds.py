@@ -12,6 +12,7 @@ import textwrap
 
 import pytest
 
+from c_embed_runtime import LIBRARY_ENV
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "tools"))
@@ -74,7 +75,7 @@ def embed_with(ort_library, model, device: str, seq_len: int, out_dim: int, rows
     if ort_library is not None:
         environment["ORT_DYLIB_PATH"] = str(ort_library)
     job = {
-        "library": os.environ["C_EMBED_RUNTIME_LIB"],
+        "library": os.environ[LIBRARY_ENV],
         "model": str(model),
         "device": device,
         "seq_len": seq_len,

@@ -21,7 +21,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from c_embed_runtime import Tokenizer
+from c_embed_runtime import LIBRARY_ENV, Tokenizer
 from c_embed_runtime.demo import SENTENCES
 from conftest import ERRORS
 from ort_builds import build_library
@@ -119,7 +119,7 @@ def run_host(model, seq_len: int, rows, ort_library=None, libraries=None, out_di
         environment["ORT_DYLIB_PATH"] = str(ort_library)
     as_lists = [[list(map(int, a)) for a in row] for row in rows]
     job = {
-        "libraries": [str(p) for p in libraries or [os.environ["C_EMBED_RUNTIME_LIB"]]],
+        "libraries": [str(p) for p in libraries or [os.environ[LIBRARY_ENV]]],
         "model": str(model),
         "candidates": ["NPU", "GPU", "CPU"],
         "seq_len": seq_len,

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from c_embed_runtime import Tokenizer
+from c_embed_runtime import LIBRARY_ENV, Tokenizer
 from c_embed_runtime.demo import SENTENCES
 from conftest import ERRORS, REPO
 from ort_builds import BUILDS, build_library, embed_with, fake_ort
@@ -134,7 +134,7 @@ def test_a_refused_build_is_not_remembered(tmp_path, test_model):
     the real ONNX Runtime the host points it at."""
     fake = tmp_path / "libonnxruntime.so.1.22.0"
     fake_ort(fake, version="1.22.0", api=False)
-    script = RETRY.format(python=str(REPO / "python"), library=os.environ["C_EMBED_RUNTIME_LIB"], fake=str(fake),
+    script = RETRY.format(python=str(REPO / "python"), library=os.environ[LIBRARY_ENV], fake=str(fake),
                           real=str(build_library("onnxruntime-1.22.0")), model=bytes(test_model("tiny_bert")))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stderr == "", done.stderr
