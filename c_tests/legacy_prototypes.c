@@ -82,7 +82,7 @@ int main(int argc, char **argv)
     c_embed_runtime_destroy(NULL);
     CHECK(c_embed_runtime_create(NULL, "CPU", SEQ_LEN, OUT_DIM, 1, 1) == NULL);
     CHECK_STR(c_embed_runtime_last_create_error(), MODEL_PATH_EMPTY);
-    CHECK_STR(c_embed_runtime_last_error(NULL), "invalid_handle");
+    CHECK_STR(c_embed_runtime_last_error(NULL), INVALID_HANDLE);
 
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;

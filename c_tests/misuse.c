@@ -150,11 +150,11 @@ static void check_invalid_handle_at(where_t at, void *h)
     check_int_at(at, "embed_batch(rows INT64_MAX) on an invalid handle",
                  c_embed_runtime_embed_batch(h, INT64_MAX, ids, NULL, NULL, out), 0);
     record(at, is_untouched(out, BIG), "out_vec written by a call on an invalid handle");
-    check_str_at(at, STR_EXACT, "last_error", c_embed_runtime_last_error(h), "invalid_handle");
-    check_str_at(at, STR_EXACT, "selected_device", c_embed_runtime_selected_device(h), "invalid");
+    check_str_at(at, STR_EXACT, "last_error", c_embed_runtime_last_error(h), INVALID_HANDLE);
+    check_str_at(at, STR_EXACT, "selected_device", c_embed_runtime_selected_device(h), INVALID_DEVICE);
     check_int_at(at, "cpu_fallback_detected", c_embed_runtime_cpu_fallback_detected(h), 0);
     check_str_at(at, STR_EXACT, "cpu_fallback_detail", c_embed_runtime_cpu_fallback_detail(h),
-                 "invalid_handle");
+                 INVALID_HANDLE);
     check_int_at(at, "output_dim", c_embed_runtime_output_dim(h), 0);
     check_int_at(at, "seq_len", c_embed_runtime_seq_len(h), 0);
     check_int_at(at, "hidden_size", c_embed_runtime_hidden_size(h), 0);
@@ -166,7 +166,7 @@ static void check_invalid_handle_at(where_t at, void *h)
     c_embed_runtime_destroy(h); /* still ignored */
     /* and still invalid afterwards */
     check_str_at(at, STR_EXACT, "last_error after destroy", c_embed_runtime_last_error(h),
-                 "invalid_handle");
+                 INVALID_HANDLE);
     check_int_at(at, "output_dim after destroy", c_embed_runtime_output_dim(h), 0);
     free(out);
     free(ids);

@@ -528,10 +528,10 @@ static void test_create_destroy_cycles(void)
 
 static void test_null_handle(void)
 {
-    CHECK_STR(c_embed_runtime_last_error(NULL), "invalid_handle");
-    CHECK_STR(c_embed_runtime_selected_device(NULL), "invalid");
+    CHECK_STR(c_embed_runtime_last_error(NULL), INVALID_HANDLE);
+    CHECK_STR(c_embed_runtime_selected_device(NULL), INVALID_DEVICE);
     CHECK_INT(c_embed_runtime_cpu_fallback_detected(NULL), 0);
-    CHECK_STR(c_embed_runtime_cpu_fallback_detail(NULL), "invalid_handle");
+    CHECK_STR(c_embed_runtime_cpu_fallback_detail(NULL), INVALID_HANDLE);
     CHECK_INT(c_embed_runtime_output_dim(NULL), 0);
     CHECK_INT(c_embed_runtime_seq_len(NULL), 0);
     c_embed_runtime_destroy(NULL); /* a no-op: reaching the next line is the check */

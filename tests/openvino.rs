@@ -173,7 +173,10 @@ fn a_missing_npu_says_why_in_the_create_error() {
         panic!("an NPU on this machine");
     };
     assert!(
-        err.starts_with("ort_create_error:Failed to load provider OpenVINO (onnxruntime: "),
+        err.starts_with(&format!(
+            "{}Failed to load provider OpenVINO (onnxruntime: ",
+            whole::ORT_CREATE_ERROR
+        )),
         "{err}"
     );
     // OpenVINO's own reason, which ONNX Runtime logged (1.22: a device_type it

@@ -132,9 +132,9 @@ def test_out_of_vocabulary_id_fails_the_batch_and_the_handle_recovers(lib, test_
         for row in (0, 2, 39):
             bad = ids.copy()
             bad[row, 5] = 1_000_000
-            with pytest.raises(EmbedRuntimeError, match="^ort_error:"):
+            with pytest.raises(EmbedRuntimeError, match="^" + ERRORS["ORT_ERROR"]):
                 runtime.embed_batch_ids(bad, mask, types)
-            assert runtime.last_error.startswith("ort_error:")
+            assert runtime.last_error.startswith(ERRORS["ORT_ERROR"])
             np.testing.assert_array_equal(runtime.embed_batch_ids(ids, mask, types), expected)
             assert runtime.last_error == ""
 

@@ -226,7 +226,7 @@ def test_the_generated_path_is_used_without_the_variable(a_host_build):
     answers, stderr = null_answers(a_host_build, **{LIBRARY_ENV: ""})
     assert answers["c_embed_runtime_version"] == cargo_version()
     assert answers["c_embed_runtime_last_create_error"].startswith(ERRORS["STD_CREATE_ERROR"])  # model.onnx is missing
-    assert "could not load libc_embed_runtime" not in answers["c_embed_runtime_last_create_error"]
+    assert ERRORS["COULD_NOT_LOAD_LIBRARY"] not in answers["c_embed_runtime_last_create_error"]
     assert stderr == ""
 
 

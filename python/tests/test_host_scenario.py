@@ -23,7 +23,7 @@ import pytest
 
 from c_embed_runtime import LIBRARY_ENV, Tokenizer
 from c_embed_runtime.demo import SENTENCES
-from conftest import ERRORS
+from conftest import ERRORS, GPU_UNAVAILABLE, NPU_UNAVAILABLE
 from ort_builds import build_library
 from reference import ReferenceEmbedder
 
@@ -160,8 +160,8 @@ def test_the_host_loop_ends_on_a_working_handle(host_model, tokenizer_json, seq_
     assert (result["selected"], result["seq_len"], result["out_dim"]) == ("CPU", seq_len, OUT_DIM)
     # This machine's pinned build has neither provider: each skip says so.
     assert result["skipped"] == {
-        "NPU": ERRORS["STD_CREATE_ERROR"] + "OpenVINOExecutionProvider unavailable",
-        "GPU": ERRORS["STD_CREATE_ERROR"] + "CUDAExecutionProvider unavailable | OpenVINO GPU fallback disabled",
+        "NPU": NPU_UNAVAILABLE,
+        "GPU": GPU_UNAVAILABLE,
     }
     assert_matches_reference(result, host_model, seq_len, rows)
     assert stderr == ""
@@ -181,9 +181,12 @@ def test_the_host_loop_on_the_openvino_1_22_wheel(host_model, tokenizer_json, gp
     assert no_device in result["skipped"]["NPU"]
     gpu = result["skipped"]["GPU"]
     if gpu_gate == "1":
-        assert gpu.startswith(ERRORS["ORT_CREATE_ERROR"] + "CUDAExecutionProvider unavailable | Failed to load provider OpenVINO")
+        assert gpu.startswith(
+            ERRORS["ORT_CREATE_ERROR"] + ERRORS["CUDA_UNAVAILABLE"] + ERRORS["DEVICE_REASON_SEPARATOR"]
+            + "Failed to load provider OpenVINO"
+        )
         assert no_device in gpu
     else:
-        assert gpu == ERRORS["STD_CREATE_ERROR"] + "CUDAExecutionProvider unavailable | OpenVINO GPU fallback disabled"
+        assert gpu == GPU_UNAVAILABLE
     assert_matches_reference(result, host_model, seq_len, rows)
     assert stderr == ""
