@@ -50,15 +50,6 @@ def _contract_errors() -> dict[str, str]:
 
 #: e.g. ``ERRORS["INVALID_ROWS"] == "std_error:invalid_rows"``.
 ERRORS = _contract_errors()
-#: What create says for NPU and GPU on a machine whose ONNX Runtime has neither
-#: provider (and the OpenVINO-GPU gate off).
-NPU_UNAVAILABLE = ERRORS["STD_CREATE_ERROR"] + ERRORS["OPENVINO_UNAVAILABLE"]
-GPU_UNAVAILABLE = (
-    ERRORS["STD_CREATE_ERROR"]
-    + ERRORS["CUDA_UNAVAILABLE"]
-    + ERRORS["DEVICE_REASON_SEPARATOR"]
-    + ERRORS["OPENVINO_GPU_FALLBACK_DISABLED"]
-)
 
 
 def header_prototypes() -> dict[str, tuple[str, list[str]]]:

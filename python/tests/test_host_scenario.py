@@ -23,13 +23,22 @@ import pytest
 
 from c_embed_runtime import LIBRARY_ENV, Tokenizer
 from c_embed_runtime.demo import SENTENCES
-from conftest import ERRORS, GPU_UNAVAILABLE, NPU_UNAVAILABLE
+from conftest import ERRORS
 from ort_builds import build_library
 from reference import ReferenceEmbedder
 
 OUT_DIM = 32
 # The library against the independent reference (Python onnxruntime + numpy).
 TOLERANCE = 1e-5
+# What create says for NPU and GPU where ONNX Runtime has neither provider (and
+# the OpenVINO-GPU gate is off).
+NPU_UNAVAILABLE = ERRORS["STD_CREATE_ERROR"] + ERRORS["OPENVINO_UNAVAILABLE"]
+GPU_UNAVAILABLE = (
+    ERRORS["STD_CREATE_ERROR"]
+    + ERRORS["CUDA_UNAVAILABLE"]
+    + ERRORS["DEVICE_REASON_SEPARATOR"]
+    + ERRORS["OPENVINO_GPU_FALLBACK_DISABLED"]
+)
 
 # The host's side, written as the host writes it (no package of this repository).
 # It loads each of its profiles' libraries in turn (one, or the default and gpu
