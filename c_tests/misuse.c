@@ -744,7 +744,12 @@ static const misuse_case CASES[] = {
     {"misaligned mask and token types", case_misaligned_optional_arrays, 0},
     {"embed_batch rows 0", case_batch_rows, 0},
     {"embed_batch rows -1", case_batch_rows, -1},
+    {"embed_batch rows -32", case_batch_rows, -32},
+    {"embed_batch rows INT64_MIN", case_batch_rows, INT64_MIN},
     {"embed_batch rows INT64_MAX", case_batch_rows, INT64_MAX},
+    /* rows * seq_len (16) overflows 64 bits; then only rows * out_dim (24) does */
+    {"embed_batch rows 2^60 + 1", case_batch_rows, ((int64_t)1 << 60) + 1},
+    {"embed_batch rows 2^60 - 1", case_batch_rows, ((int64_t)1 << 60) - 1},
 };
 
 /* A child taking longer than this is killed (SIGALRM) and fails. */

@@ -49,6 +49,18 @@ static atomic_int g_failed;
 
 #define CHECK(cond) check_at(__FILE__, __LINE__, (cond) != 0, "%s", #cond)
 
+/* Prints "file:line: <prefix><message>" with one write, so that the lines of
+ * several threads do not interleave. */
+static void print_line(const char *file, int line, const char *prefix, const char *fmt,
+                       va_list args) __attribute__((format(printf, 4, 0)));
+static void print_line(const char *file, int line, const char *prefix, const char *fmt,
+                       va_list args)
+{
+    char message[512];
+    vsnprintf(message, sizeof message, fmt, args);
+    fprintf(stderr, "%s:%d: %s%s\n", file, line, prefix, message);
+}
+
 static int check_at(const char *file, int line, int ok, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int check_at(const char *file, int line, int ok, const char *fmt, ...)
@@ -58,12 +70,10 @@ static int check_at(const char *file, int line, int ok, const char *fmt, ...)
         return 1;
     }
     atomic_fetch_add(&g_failed, 1);
-    char message[512];
     va_list args;
     va_start(args, fmt);
-    vsnprintf(message, sizeof message, fmt, args);
+    print_line(file, line, "FAIL: ", fmt, args);
     va_end(args);
-    fprintf(stderr, "%s:%d: FAIL: %s\n", file, line, message);
     return 0;
 }
 
@@ -127,12 +137,10 @@ static void wrong_at(worker *w, int line, const char *fmt, ...)
     if (++w->wrong > 3) {
         return;
     }
-    char message[512];
     va_list args;
     va_start(args, fmt);
-    vsnprintf(message, sizeof message, fmt, args);
+    print_line(__FILE__, line, "", fmt, args);
     va_end(args);
-    fprintf(stderr, "%s:%d: %s\n", __FILE__, line, message);
 }
 
 static void *run_worker(void *arg)

@@ -51,27 +51,25 @@ HOST = textwrap.dedent(
     job = json.load(sys.stdin)
     n, dim = job["seq_len"], job["out_dim"]
 
+    I64, F32 = POINTER(c_int64), POINTER(c_float)
+    # The ten functions the host calls, as it declares them.
+    DECLARED = {
+        "create": (c_void_p, [c_char_p, c_char_p, c_int64, c_int32, c_int32, c_int32]),
+        "last_create_error": (c_char_p, []),
+        "embed": (c_int32, [c_void_p, I64, I64, I64, F32]),
+        "last_error": (c_char_p, [c_void_p]),
+        "selected_device": (c_char_p, [c_void_p]),
+        "cpu_fallback_detected": (c_int32, [c_void_p]),
+        "cpu_fallback_detail": (c_char_p, [c_void_p]),
+        "output_dim": (c_int32, [c_void_p]),
+        "seq_len": (c_int64, [c_void_p]),
+        "destroy": (None, [c_void_p]),
+    }
+
     def declare(lib):
-        lib.c_embed_runtime_create.argtypes = [c_char_p, c_char_p, c_int64, c_int32, c_int32, c_int32]
-        lib.c_embed_runtime_create.restype = c_void_p
-        lib.c_embed_runtime_last_create_error.argtypes = []
-        lib.c_embed_runtime_last_create_error.restype = c_char_p
-        lib.c_embed_runtime_embed.argtypes = [c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), POINTER(c_float)]
-        lib.c_embed_runtime_embed.restype = c_int32
-        lib.c_embed_runtime_last_error.argtypes = [c_void_p]
-        lib.c_embed_runtime_last_error.restype = c_char_p
-        lib.c_embed_runtime_selected_device.argtypes = [c_void_p]
-        lib.c_embed_runtime_selected_device.restype = c_char_p
-        lib.c_embed_runtime_cpu_fallback_detected.argtypes = [c_void_p]
-        lib.c_embed_runtime_cpu_fallback_detected.restype = c_int32
-        lib.c_embed_runtime_cpu_fallback_detail.argtypes = [c_void_p]
-        lib.c_embed_runtime_cpu_fallback_detail.restype = c_char_p
-        lib.c_embed_runtime_output_dim.argtypes = [c_void_p]
-        lib.c_embed_runtime_output_dim.restype = c_int32
-        lib.c_embed_runtime_seq_len.argtypes = [c_void_p]
-        lib.c_embed_runtime_seq_len.restype = c_int64
-        lib.c_embed_runtime_destroy.argtypes = [c_void_p]
-        lib.c_embed_runtime_destroy.restype = None
+        for name, (restype, argtypes) in DECLARED.items():
+            function = getattr(lib, "c_embed_runtime_" + name)
+            function.restype, function.argtypes = restype, argtypes
         return lib
 
     def embed(lib, handle, ids, mask, types):

@@ -152,7 +152,7 @@ impl Handle {
         }
     }
 
-    /// Embeds into `out` without allocating.
+    /// Embeds one row into `out` without allocating.
     pub fn embed_into(
         &self,
         ids: &[i64],
@@ -160,20 +160,9 @@ impl Handle {
         types: Option<&[i64]>,
         out: &mut [f32],
     ) -> bool {
-        // SAFETY: live handle; arrays of seq_len / out_dim elements.
-        unsafe {
-            c_embed_runtime_embed(
-                self.0,
-                ids.as_ptr(),
-                ptr(mask),
-                ptr(types),
-                out.as_mut_ptr(),
-            ) == 1
-        }
+        self.embed_rows_into(None, ids, mask, types, out)
     }
-}
 
-impl Handle {
     /// `rows` rows of `seq_len` tokens (row after row) into `out`, without allocating.
     pub fn embed_batch_into(
         &self,
@@ -183,17 +172,37 @@ impl Handle {
         types: Option<&[i64]>,
         out: &mut [f32],
     ) -> bool {
-        // SAFETY: live handle; arrays of rows * seq_len / rows * out_dim elements.
-        unsafe {
-            c_embed_runtime_embed_batch(
-                self.0,
-                rows as i64,
-                ids.as_ptr(),
-                ptr(mask),
-                ptr(types),
-                out.as_mut_ptr(),
-            ) == 1
-        }
+        self.embed_rows_into(Some(rows), ids, mask, types, out)
+    }
+
+    /// One row through `c_embed_runtime_embed` (`rows` None), else `rows` rows
+    /// through `c_embed_runtime_embed_batch`; panics on arrays shorter than the
+    /// library reads or writes.
+    fn embed_rows_into(
+        &self,
+        rows: Option<usize>,
+        ids: &[i64],
+        mask: Option<&[i64]>,
+        types: Option<&[i64]>,
+        out: &mut [f32],
+    ) -> bool {
+        let n = rows.unwrap_or(1);
+        let tokens = n * c_embed_runtime_seq_len(self.0) as usize;
+        let long_enough = |array: Option<&[i64]>| array.is_none_or(|a| a.len() >= tokens);
+        assert!(ids.len() >= tokens && long_enough(mask) && long_enough(types));
+        assert!(out.len() >= n * self.out_dim());
+        let (ids, mask, types, out) = (ids.as_ptr(), ptr(mask), ptr(types), out.as_mut_ptr());
+        // SAFETY: a live handle; every array holds the `n` rows it reads or
+        // writes (checked above).
+        let done = unsafe {
+            match rows {
+                None => c_embed_runtime_embed(self.0, ids, mask, types, out),
+                Some(rows) => {
+                    c_embed_runtime_embed_batch(self.0, rows as i64, ids, mask, types, out)
+                }
+            }
+        };
+        done == 1
     }
 }
 
