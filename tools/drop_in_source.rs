@@ -220,8 +220,9 @@ const TEMPLATE: &str = r#"/*
  * Every function forwards to the real libc_embed_runtime, opened at the first
  * call from $@LIBRARY_ENV@ when that is set, else from the path below.
  * The library then takes ONNX Runtime from, in order: $ORT_DYLIB_PATH; one
- * already loaded in the process; the directories of this build's -Wl,-rpath
- * (the capi/ folder above); its own places. When the library cannot be opened
+ * already loaded in the process; directories the process registered
+ * (c_embed_runtime_register_onnxruntime_dir); the directories of this build's
+ * -Wl,-rpath (the capi/ folder above); its own places. When the library cannot be opened
  * or is not c_embed_runtime @MAJOR@.x, create returns NULL and
  * c_embed_runtime_last_create_error says which file was tried, why it was
  * tried and why it failed; the getters give their invalid-handle answers.
