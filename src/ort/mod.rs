@@ -3,6 +3,7 @@
 //! the run-time limit. Nothing here knows about embeddings.
 //!
 //! Loading, by concept: `search` lists where to look (the search order),
+//! `directory` orders the ONNX Runtime files of one directory (the one rule),
 //! `probe` checks that a file is an ONNX Runtime of a supported version,
 //! `loader` keeps the first that passes and the environment over it;
 //! `dynamic_loader` asks the dynamic loader about the process,
@@ -10,6 +11,7 @@
 //! the directories a host named.
 
 pub(crate) mod device;
+pub(crate) mod directory;
 pub(crate) mod dynamic_loader;
 pub(crate) mod fallback;
 pub(crate) mod host_build;

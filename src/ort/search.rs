@@ -20,18 +20,17 @@
 //!    one it was built with, out of the way of other users of the library directory);
 //! 6. the system's (`libonnxruntime.so`, then `libonnxruntime.so.1`, by the dynamic loader's search).
 //!
-//! Within one directory the order is [`in_directory`]'s, the one rule for
-//! choosing among several ONNX Runtime files: `libonnxruntime.so` first (the
-//! link a packager made on purpose), then the versioned names, newest version
-//! first, compared number by number (1.10.0 is newer than 1.9.2).
+//! Within one directory the order is [`crate::ort::directory`]'s: the one rule
+//! for choosing among several ONNX Runtime files.
 //!
 //! [`candidates`] only lists files; [`crate::ort::probe`] checks each before it is used.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::env::ORT_PATH_ENV;
+use crate::ort::directory::{in_directory, is_onnxruntime_name, Candidate};
 use crate::ort::dynamic_loader;
 use crate::ort::host_build::{self, HostBuild};
 use crate::ort::registered_dirs;
@@ -45,13 +44,6 @@ const SYSTEM_NAMES: [&str; 2] = ["libonnxruntime.so", "libonnxruntime.so.1"];
 /// The Python `onnxruntime` package's extension module: ONNX Runtime linked
 /// in statically, its `libonnxruntime.so*` beside it in `capi/`.
 const PYTHON_MODULE_PREFIX: &str = "onnxruntime_pybind11_state";
-
-/// A file to try, and which rule named it (for the error message).
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Candidate {
-    pub(crate) path: PathBuf,
-    pub(crate) source: String,
-}
 
 /// What the search order of the module docs looks at.
 pub(crate) struct Search {
@@ -152,55 +144,10 @@ fn already_loaded(objects: &[PathBuf]) -> Vec<Candidate> {
     found
 }
 
-/// The ONNX Runtime files in `dir`, in the one order of the module docs:
-/// `libonnxruntime.so` first, then `libonnxruntime.so.<version>`, newest first.
-fn in_directory(dir: &Path, source: &str) -> Vec<Candidate> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut found: Vec<(Version, OsString)> = entries
-        .filter_map(|e| e.ok().map(|e| e.file_name()))
-        .filter_map(|name| Some((onnxruntime_version(&name)?, name)))
-        .collect();
-    // Unversioned (an empty version) first, then the highest version first.
-    found.sort_by(|(a, _), (b, _)| a.is_empty().cmp(&b.is_empty()).reverse().then(b.cmp(a)));
-    found
-        .into_iter()
-        .map(|(_, name)| Candidate {
-            path: dir.join(name),
-            source: source.to_owned(),
-        })
-        .collect()
-}
-
-/// The numbers of a `libonnxruntime.so.<version>` name (`[1, 22, 0]`), empty
-/// for `libonnxruntime.so`.
-type Version = Vec<u64>;
-
-/// The version of an ONNX Runtime file name; `None` when `name` is not one
-/// (`libonnxruntime_providers_shared.so`, `libonnxruntime.so.bak`, ...).
-fn onnxruntime_version(name: &OsStr) -> Option<Version> {
-    let name = name.to_str()?;
-    if name == "libonnxruntime.so" {
-        return Some(Version::new());
-    }
-    name.strip_prefix("libonnxruntime.so.")?
-        .split('.')
-        .map(|part| {
-            (!part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| part.parse().ok())
-                .flatten()
-        })
-        .collect()
-}
-
-fn is_onnxruntime_name(name: &OsStr) -> bool {
-    onnxruntime_version(name).is_some()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn search(env_path: Option<&str>, own_dir: Option<&Path>) -> Search {
         Search {
@@ -343,36 +290,6 @@ mod tests {
             "registered with c_embed_runtime_register_onnxruntime_dir"
         );
         assert_eq!(without[0].path, capi.join("libonnxruntime.so.1.22.0"));
-    }
-
-    #[test]
-    fn versions_are_compared_number_by_number() {
-        let dir = dir_with(
-            "numbers",
-            &[
-                "libonnxruntime.so.1.9.2",
-                "libonnxruntime.so.1",
-                "libonnxruntime.so.1.10.0",
-                "libonnxruntime.so.1.22",
-                "libonnxruntime.so.1.22.0",
-                "libonnxruntime.so.1..2",
-                "libonnxruntime.so.",
-            ],
-        );
-        let got = candidates(&search(None, Some(&dir)));
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(
-            names(&got),
-            [
-                "libonnxruntime.so.1.22.0",
-                "libonnxruntime.so.1.22",
-                "libonnxruntime.so.1.10.0",
-                "libonnxruntime.so.1.9.2",
-                "libonnxruntime.so.1",
-                "libonnxruntime.so",
-                "libonnxruntime.so.1"
-            ]
-        );
     }
 
     #[test]
