@@ -2,8 +2,8 @@
 of ``embed_batch_ids`` is the single ``embed_ids`` of that row within 1e-6 on the
 real model (with every mask shape), ``embed_batch_ids`` takes any integer layout
 and refuses wrong shapes, a failed batch raises and the handle recovers, and the
-getters report the model and the crate. (Batches on the generated models, bad row
-counts and NULL arrays through the raw ABI are c_tests/test_abi.c's.)"""
+getters report the model and the crate. (Batches on the generated models are
+c_tests/test_abi.c's; bad row counts and NULL arrays c_tests/misuse.c's.)"""
 
 from __future__ import annotations
 
