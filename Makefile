@@ -1,5 +1,5 @@
 # c_embed_runtime: `make demo` sets up (.venv/, models/), builds and embeds real
-# sentences on the CPU; `make test` runs every suite (README.md, "Tests").
+# sentences on the CPU; `make test` runs every suite (docs/testing.md).
 # Longer targets run tools/*.sh, each runnable on its own (see its top).
 
 PYTHON     ?= python3
@@ -59,7 +59,7 @@ build: $(VENV_STAMP)
 $(LIB): | build
 
 # The drop-in source for hosts that build the legacy library from source, opening
-# this checkout's build (README, "Hosts that build the old library from source").
+# this checkout's build (docs/hosts.md, "Hosts that build the old library from source").
 HOST_SOURCE := $(BUILD)/host/c_embed_runtime.cpp
 host-source: build
 	cd python && ../$(VPY) -m c_embed_runtime host-source --library $(abspath $(LIB)) --output ../$(HOST_SOURCE)

@@ -9,6 +9,11 @@ use std::path::PathBuf;
 #[allow(dead_code)] // build.rs reads only `ALL`
 mod error_strings;
 
+// The environment variables (the drop-in source reads `LIBRARY_ENV`).
+#[path = "src/env.rs"]
+#[allow(dead_code)] // build.rs reads only `LIBRARY_ENV`
+mod env;
+
 #[path = "tools/drop_in_source.rs"]
 mod drop_in_source;
 
@@ -40,6 +45,7 @@ fn main() {
         ),
     );
     println!("cargo:rerun-if-changed=src/error_strings.rs");
+    println!("cargo:rerun-if-changed=src/env.rs");
     write_if_changed(
         &crate_dir.join("c_tests/contract_errors.h"),
         &contract_errors_header(),

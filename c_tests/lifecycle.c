@@ -481,7 +481,7 @@ static void case_handles_per_instance(int64_t unused)
     int64_t *ids = make_ids(SEQ, 1);
     float *out = new_vec(DIM + 1);
     CHECK_INT(other.embed(linked, ids, NULL, NULL, out), 0);
-    CHECK_STR(other.last_error(linked), "invalid_handle");
+    CHECK_STR(other.last_error(linked), INVALID_HANDLE);
     CHECK_INT(c_embed_runtime_embed(theirs, ids, NULL, NULL, out), 0);
 
     /* Destroyed, unloaded, loaded again: the old value is nothing. */

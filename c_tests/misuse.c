@@ -128,54 +128,6 @@ static void good_embed_at(where_t at, void *h)
 
 #define GOOD_EMBED(h) good_embed_at(HERE, (h))
 
-/*
- * Every handle function on a value that is not a live handle: the documented
- * invalid-handle results, and no output written. The arrays passed are valid
- * (and large enough for any seq_len the value could stand for), so only the
- * handle is wrong.
- */
-static void check_invalid_handle_at(where_t at, void *h)
-{
-    enum { BIG = 4 * SEQ };
-    int64_t *ids = make_ids(BIG, 1), *mask = make_filled(BIG, 1), *types = make_filled(BIG, 0);
-    float *out = new_vec(BIG);
-    check_int_at(at, "embed on an invalid handle", c_embed_runtime_embed(h, ids, mask, types, out),
-                 0);
-    check_int_at(at, "embed(NULL arrays) on an invalid handle",
-                 c_embed_runtime_embed(h, NULL, NULL, NULL, NULL), 0);
-    check_int_at(at, "embed_batch on an invalid handle",
-                 c_embed_runtime_embed_batch(h, 1, ids, mask, types, out), 0);
-    check_int_at(at, "embed_batch(rows 0, NULL arrays) on an invalid handle",
-                 c_embed_runtime_embed_batch(h, 0, NULL, NULL, NULL, NULL), 0);
-    check_int_at(at, "embed_batch(rows INT64_MAX) on an invalid handle",
-                 c_embed_runtime_embed_batch(h, INT64_MAX, ids, NULL, NULL, out), 0);
-    record(at, is_untouched(out, BIG), "out_vec written by a call on an invalid handle");
-    check_str_at(at, STR_EXACT, "last_error", c_embed_runtime_last_error(h), "invalid_handle");
-    check_str_at(at, STR_EXACT, "selected_device", c_embed_runtime_selected_device(h), "invalid");
-    check_int_at(at, "cpu_fallback_detected", c_embed_runtime_cpu_fallback_detected(h), 0);
-    check_str_at(at, STR_EXACT, "cpu_fallback_detail", c_embed_runtime_cpu_fallback_detail(h),
-                 "invalid_handle");
-    check_int_at(at, "output_dim", c_embed_runtime_output_dim(h), 0);
-    check_int_at(at, "seq_len", c_embed_runtime_seq_len(h), 0);
-    check_int_at(at, "hidden_size", c_embed_runtime_hidden_size(h), 0);
-    /* the handle-free functions still answer */
-    const char *version = c_embed_runtime_version();
-    record(at, version != NULL && version[0] != '\0', "version is \"%s\"", shown(version));
-    record(at, c_embed_runtime_last_create_error() != NULL, "last_create_error is NULL");
-    c_embed_runtime_destroy(h); /* ignored */
-    c_embed_runtime_destroy(h); /* still ignored */
-    /* and still invalid afterwards */
-    check_str_at(at, STR_EXACT, "last_error after destroy", c_embed_runtime_last_error(h),
-                 "invalid_handle");
-    check_int_at(at, "output_dim after destroy", c_embed_runtime_output_dim(h), 0);
-    free(out);
-    free(ids);
-    free(mask);
-    free(types);
-}
-
-#define CHECK_INVALID_HANDLE(h) check_invalid_handle_at(HERE, (h))
-
 /* A live handle answers as one: CPU, the sizes it was created with, embeds. */
 static void check_live_at(where_t at, void *h)
 {
@@ -792,7 +744,12 @@ static const misuse_case CASES[] = {
     {"misaligned mask and token types", case_misaligned_optional_arrays, 0},
     {"embed_batch rows 0", case_batch_rows, 0},
     {"embed_batch rows -1", case_batch_rows, -1},
+    {"embed_batch rows -32", case_batch_rows, -32},
+    {"embed_batch rows INT64_MIN", case_batch_rows, INT64_MIN},
     {"embed_batch rows INT64_MAX", case_batch_rows, INT64_MAX},
+    /* rows * seq_len (16) overflows 64 bits; then only rows * out_dim (24) does */
+    {"embed_batch rows 2^60 + 1", case_batch_rows, ((int64_t)1 << 60) + 1},
+    {"embed_batch rows 2^60 - 1", case_batch_rows, ((int64_t)1 << 60) - 1},
 };
 
 /* A child taking longer than this is killed (SIGALRM) and fails. */

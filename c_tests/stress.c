@@ -26,6 +26,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "c_embed_runtime.h"
+#include "contract_errors.h"
 
 /* stress counts its checks from several threads: its own framework, below. */
 #define TEST_SUPPORT_NO_CHECK_FRAMEWORK
@@ -48,6 +49,18 @@ static atomic_int g_failed;
 
 #define CHECK(cond) check_at(__FILE__, __LINE__, (cond) != 0, "%s", #cond)
 
+/* Prints "file:line: <prefix><message>" with one write, so that the lines of
+ * several threads do not interleave. */
+static void print_line(const char *file, int line, const char *prefix, const char *fmt,
+                       va_list args) __attribute__((format(printf, 4, 0)));
+static void print_line(const char *file, int line, const char *prefix, const char *fmt,
+                       va_list args)
+{
+    char message[512];
+    vsnprintf(message, sizeof message, fmt, args);
+    fprintf(stderr, "%s:%d: %s%s\n", file, line, prefix, message);
+}
+
 static int check_at(const char *file, int line, int ok, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int check_at(const char *file, int line, int ok, const char *fmt, ...)
@@ -57,12 +70,10 @@ static int check_at(const char *file, int line, int ok, const char *fmt, ...)
         return 1;
     }
     atomic_fetch_add(&g_failed, 1);
-    char message[512];
     va_list args;
     va_start(args, fmt);
-    vsnprintf(message, sizeof message, fmt, args);
+    print_line(file, line, "FAIL: ", fmt, args);
     va_end(args);
-    fprintf(stderr, "%s:%d: FAIL: %s\n", file, line, message);
     return 0;
 }
 
@@ -126,12 +137,10 @@ static void wrong_at(worker *w, int line, const char *fmt, ...)
     if (++w->wrong > 3) {
         return;
     }
-    char message[512];
     va_list args;
     va_start(args, fmt);
-    vsnprintf(message, sizeof message, fmt, args);
+    print_line(__FILE__, line, "", fmt, args);
     va_end(args);
-    fprintf(stderr, "%s:%d: %s\n", __FILE__, line, message);
 }
 
 static void *run_worker(void *arg)
@@ -166,10 +175,10 @@ static void *run_worker(void *arg)
             int32_t hidden = c_embed_runtime_hidden_size(w->handle);
             GETTER(hidden == 32, hidden == 0);
             const char *device = c_embed_runtime_selected_device(w->handle);
-            GETTER(strcmp(device, "CPU") == 0, strcmp(device, "invalid") == 0);
+            GETTER(strcmp(device, "CPU") == 0, strcmp(device, INVALID_DEVICE) == 0);
             /* a live handle's detail may not be read past the destroy; only compare dead ones */
             const char *detail = c_embed_runtime_cpu_fallback_detail(w->handle);
-            GETTER(!seen_dead, seen_dead && strcmp(detail, "invalid_handle") == 0);
+            GETTER(!seen_dead, seen_dead && strcmp(detail, INVALID_HANDLE) == 0);
 #undef GETTER
             if (bad || c_embed_runtime_cpu_fallback_detected(w->handle) != 0) {
                 WRONG(w,
@@ -190,7 +199,7 @@ static void *run_worker(void *arg)
         } else if (after) {
             w->after_calls++;
             const char *error = c_embed_runtime_last_error(w->handle);
-            if (rc != 0 || strcmp(error, "invalid_handle") != 0) {
+            if (rc != 0 || strcmp(error, INVALID_HANDLE) != 0) {
                 WRONG(w, "a call after destroy returned %d, last_error \"%s\"", (int)rc, error);
             }
         } else if (rc == 1) {
@@ -257,7 +266,7 @@ static int destroy_under_load(int round, int totals[4])
     c_embed_runtime_destroy(h);
     atomic_store(&destroyed, 1);
     /* The main thread too sees the invalid handle at once. */
-    CHECK(strcmp(c_embed_runtime_last_error(h), "invalid_handle") == 0);
+    CHECK(strcmp(c_embed_runtime_last_error(h), INVALID_HANDLE) == 0);
     CHECK(c_embed_runtime_output_dim(h) == 0);
     int ok = 0, raced = 0, after = 0, spanning = 0;
     for (int t = 0; t < WORKERS; t++) {

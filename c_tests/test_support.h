@@ -16,6 +16,9 @@
  *
  * Arrays are allocated with exactly the length asked for, so that an ASan build
  * catches any read or write past it.
+ *
+ * A program that includes c_embed_runtime.h and contract_errors.h before it also
+ * gets CHECK_INVALID_HANDLE (every function's invalid-handle answer).
  */
 #ifndef C_EMBED_RUNTIME_TEST_SUPPORT_H
 #define C_EMBED_RUNTIME_TEST_SUPPORT_H
@@ -287,5 +290,61 @@ static TEST_UNUSED int same_bits(const float *a, const float *b, size_t n)
 {
     return memcmp(a, b, n * sizeof *a) == 0;
 }
+
+/* ---- invalid handles ------------------------------------------------------------ */
+
+/* For the programs that include c_embed_runtime.h and contract_errors.h first. */
+#if defined(C_EMBED_RUNTIME_H) && defined(CONTRACT_ERRORS_H) && !defined(TEST_SUPPORT_NO_CHECK_FRAMEWORK)
+
+/*
+ * Every handle function on a value that is not a live handle: the documented
+ * invalid-handle results, and no output written. The arrays passed are valid
+ * (and large enough for the seq_len of the test programs' handles), so only the
+ * handle is wrong. The one table of those answers: test_abi.c gives it NULL,
+ * misuse.c destroyed, random and nearby values.
+ */
+static TEST_UNUSED void check_invalid_handle_at(where_t at, void *h)
+{
+    enum { BIG = 256 };
+    int64_t *ids = make_ids(BIG, 1), *mask = make_filled(BIG, 1), *types = make_filled(BIG, 0);
+    float *out = new_vec(BIG);
+    check_int_at(at, "embed on an invalid handle", c_embed_runtime_embed(h, ids, mask, types, out),
+                 0);
+    check_int_at(at, "embed(NULL arrays) on an invalid handle",
+                 c_embed_runtime_embed(h, NULL, NULL, NULL, NULL), 0);
+    check_int_at(at, "embed_batch on an invalid handle",
+                 c_embed_runtime_embed_batch(h, 1, ids, mask, types, out), 0);
+    check_int_at(at, "embed_batch(rows 0, NULL arrays) on an invalid handle",
+                 c_embed_runtime_embed_batch(h, 0, NULL, NULL, NULL, NULL), 0);
+    check_int_at(at, "embed_batch(rows INT64_MAX) on an invalid handle",
+                 c_embed_runtime_embed_batch(h, INT64_MAX, ids, NULL, NULL, out), 0);
+    record(at, is_untouched(out, BIG), "out_vec written by a call on an invalid handle");
+    check_str_at(at, STR_EXACT, "last_error", c_embed_runtime_last_error(h), INVALID_HANDLE);
+    check_str_at(at, STR_EXACT, "selected_device", c_embed_runtime_selected_device(h), INVALID_DEVICE);
+    check_int_at(at, "cpu_fallback_detected", c_embed_runtime_cpu_fallback_detected(h), 0);
+    check_str_at(at, STR_EXACT, "cpu_fallback_detail", c_embed_runtime_cpu_fallback_detail(h),
+                 INVALID_HANDLE);
+    check_int_at(at, "output_dim", c_embed_runtime_output_dim(h), 0);
+    check_int_at(at, "seq_len", c_embed_runtime_seq_len(h), 0);
+    check_int_at(at, "hidden_size", c_embed_runtime_hidden_size(h), 0);
+    /* the handle-free functions still answer */
+    const char *version = c_embed_runtime_version();
+    record(at, version != NULL && version[0] != '\0', "version is \"%s\"", shown(version));
+    record(at, c_embed_runtime_last_create_error() != NULL, "last_create_error is NULL");
+    c_embed_runtime_destroy(h); /* ignored */
+    c_embed_runtime_destroy(h); /* still ignored */
+    /* and still invalid afterwards */
+    check_str_at(at, STR_EXACT, "last_error after destroy", c_embed_runtime_last_error(h),
+                 INVALID_HANDLE);
+    check_int_at(at, "output_dim after destroy", c_embed_runtime_output_dim(h), 0);
+    free(out);
+    free(ids);
+    free(mask);
+    free(types);
+}
+
+#define CHECK_INVALID_HANDLE(h) check_invalid_handle_at(HERE, (h))
+
+#endif
 
 #endif /* C_EMBED_RUNTIME_TEST_SUPPORT_H */

@@ -67,7 +67,7 @@ extern "C" {
  * Create runs a short self-check of the model (a few runs of a probe row) that
  * decides how rows run, so that a row's vector depends only on its own tokens:
  * trimmed and batched freely, batched only with rows of the same length, or
- * one row at a time at its own length (see the README). With the environment
+ * one row at a time at its own length (see docs/models.md). With the environment
  * variable `C_EMBED_RUNTIME_PADDED` set to 1/true/yes/on at create, every call
  * of the handle runs as the legacy library did: one row at a time, all
  * `seq_len` positions, the mask as given (to reproduce stored vectors).
@@ -261,7 +261,7 @@ const char *c_embed_runtime_version(void);
  * loader mapped it (e.g. `/host/site-packages/onnxruntime/capi/libonnxruntime.so.1.22.0`);
  * "" before the first successful create (ONNX Runtime is loaded then, once per
  * process). A string valid for the life of the process, for a host to log.
- * The order in which it was looked for is in the README ("Which ONNX Runtime").
+ * The order in which it was looked for is in docs/hosts.md ("Which ONNX Runtime").
  */
 const char *c_embed_runtime_onnxruntime_path(void);
 
@@ -286,6 +286,25 @@ const char *c_embed_runtime_onnxruntime_version(void);
  * `object_path` is NULL or a NUL-terminated string.
  */
 int32_t c_embed_runtime_register_host_build(const char *object_path);
+
+/**
+ * Adds `directory` to the places the first create looks for ONNX Runtime.
+ * When the registered directories hold a `libonnxruntime.so*`, those files
+ * are the only ones tried (in the order registered, the newest version first
+ * in each): a host's choice, like `ORT_DYLIB_PATH`, so an unusable one fails
+ * create rather than giving way to the library's own. `ORT_DYLIB_PATH` and an
+ * ONNX Runtime already loaded in the process come first; a registered
+ * directory without one changes nothing. Only a create that loads ONNX
+ * Runtime looks: call it before the first create. Returns 1 when `directory`
+ * is a directory (a repeated call changes nothing), 0 otherwise (NULL
+ * included). The Python package registers so the `capi/` folder of an
+ * installed `onnxruntime` package, for its process alone (no environment
+ * variable is set, so the processes it starts are not affected).
+ *
+ * # Safety
+ * `directory` is NULL or a NUL-terminated string.
+ */
+int32_t c_embed_runtime_register_onnxruntime_dir(const char *directory);
 
 /**
  * Creates an embedding handle that also takes text: `c_embed_runtime_create`

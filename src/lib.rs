@@ -10,6 +10,7 @@
 //! - `tokens`: the caller's token rows, as every layer sees them.
 //! - `postprocess`: output validation, mean pooling, folding and normalisation.
 //! - `text` (feature `text`, on by default): `tokenizer.json` tokenizers and text in.
+//! - [`env`](mod@env): every environment variable, in one place.
 //! - [`error`], [`error_strings`]: errors and the contract's fixed strings (also
 //!   written for the C and Python tests).
 //! - `alloc_counter` (feature `alloc-counter`, benchmark builds only): counts Rust heap allocations.
@@ -20,6 +21,7 @@
 
 #[cfg(feature = "alloc-counter")]
 mod alloc_counter;
+pub mod env;
 pub mod error;
 pub mod error_strings;
 pub mod ffi;

@@ -100,6 +100,15 @@ impl Drop for Turn {
     }
 }
 
+/// Calls `run(0..warm_up)` (first-use allocations, thread handles and such,
+/// happen there), then `run(0..calls)`: how many Rust allocations the latter made.
+fn counted(warm_up: usize, calls: usize, mut run: impl FnMut(usize)) -> usize {
+    (0..warm_up).for_each(&mut run);
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    (0..calls).for_each(&mut run);
+    ALLOCATIONS.load(Ordering::SeqCst) - before
+}
+
 /// Embeds `calls` times over a mix of sentence lengths, with and without a mask
 /// and token types, and returns how many Rust allocations that made.
 fn allocations_over(handle: &Handle, seq_len: usize, vocab: i64, calls: usize) -> usize {
@@ -108,7 +117,7 @@ fn allocations_over(handle: &Handle, seq_len: usize, vocab: i64, calls: usize) -
         .collect();
     let types = vec![0i64; seq_len];
     let mut out = vec![0.0f32; handle.out_dim()];
-    let mut run = |i: usize| {
+    counted(16, calls, |i| {
         let (ids, mask) = &inputs[i % inputs.len()];
         let mask = (i % 3 != 0).then_some(mask.as_slice());
         let types = (i % 2 == 0).then_some(types.as_slice());
@@ -116,15 +125,7 @@ fn allocations_over(handle: &Handle, seq_len: usize, vocab: i64, calls: usize) -
             handle.embed_into(ids, mask, types, &mut out),
             "embed {i} failed"
         );
-    };
-    for i in 0..16 {
-        run(i); // warm-up: first-use allocations (thread handles, ...) happen here
-    }
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
-    for i in 0..calls {
-        run(i);
-    }
-    ALLOCATIONS.load(Ordering::SeqCst) - before
+    })
 }
 
 #[test]
@@ -171,7 +172,7 @@ fn batch_allocations(handle: &Handle, seq_len: usize, vocab: i64) -> usize {
         mask.extend(m);
     }
     let mut out = vec![0.0f32; rows * handle.out_dim()];
-    let mut run = |i: usize| {
+    counted(64, 300, |i| {
         let n = [8, 3, 1][i % 3];
         let first = i % (rows - n + 1);
         let span = first * seq_len..(first + n) * seq_len;
@@ -182,15 +183,7 @@ fn batch_allocations(handle: &Handle, seq_len: usize, vocab: i64) -> usize {
             None,
             &mut out[..n * handle.out_dim()]
         ));
-    };
-    for i in 0..64 {
-        run(i);
-    }
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
-    for i in 0..300 {
-        run(i);
-    }
-    ALLOCATIONS.load(Ordering::SeqCst) - before
+    })
 }
 
 #[test]

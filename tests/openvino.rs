@@ -11,10 +11,10 @@ mod common;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use c_embed_runtime::env::{ORT_PATH_ENV, TEST_OPENVINO_OPTIONS_ENV};
 use c_embed_runtime::error_strings::whole;
 use c_embed_runtime::model::ExecutionClass;
-use c_embed_runtime::ort::ORT_PATH_ENV;
-use c_embed_runtime::ort::{Device, TEST_OPENVINO_OPTIONS_ENV};
+use c_embed_runtime::ort::Device;
 use c_embed_runtime::run::{CreateOptions, EmbedRuntime, FallbackSignals, TokenInput};
 use common::{real_model, sentence, test_model};
 
@@ -173,7 +173,10 @@ fn a_missing_npu_says_why_in_the_create_error() {
         panic!("an NPU on this machine");
     };
     assert!(
-        err.starts_with("ort_create_error:Failed to load provider OpenVINO (onnxruntime: "),
+        err.starts_with(&format!(
+            "{}Failed to load provider OpenVINO (onnxruntime: ",
+            whole::ORT_CREATE_ERROR
+        )),
         "{err}"
     );
     // OpenVINO's own reason, which ONNX Runtime logged (1.22: a device_type it

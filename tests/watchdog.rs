@@ -4,7 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use c_embed_runtime::ort::{RunControl, RunGate, Watch, RUN_TIMEOUT_ENV};
+use c_embed_runtime::env::RUN_TIMEOUT_ENV;
+use c_embed_runtime::error_strings::{HANDLE_DESTROYED, RUN_TIME_LIMIT};
+use c_embed_runtime::ort::{RunControl, RunGate, Watch};
 
 /// Run options need ONNX Runtime loaded.
 fn load_onnx_runtime() {
@@ -24,7 +26,7 @@ fn a_closed_gate_refuses_runs_and_stops_those_in_flight() {
         .finish(&gate)
         .unwrap_err()
         .to_string()
-        .contains("handle_destroyed"));
+        .contains(HANDLE_DESTROYED));
     assert!(Watch::start(&gate, &options).is_err());
 }
 
@@ -37,7 +39,7 @@ fn a_run_past_its_limit_is_stopped() {
     std::thread::sleep(Duration::from_millis(300));
     let error = watch.finish(&gate).unwrap_err().to_string();
     assert!(
-        error.contains("run_time_limit") && error.contains(RUN_TIMEOUT_ENV),
+        error.contains(RUN_TIME_LIMIT) && error.contains(RUN_TIMEOUT_ENV),
         "{error}"
     );
     assert!(gate.timed_out());

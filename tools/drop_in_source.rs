@@ -11,7 +11,7 @@
 //! then as "already loaded"). Either way no versioned ONNX Runtime symbol is
 //! referenced, so a second profile's build never fails to load beside the first.
 
-use crate::error_strings;
+use crate::{env, error_strings};
 
 /// One function of the header.
 struct Prototype {
@@ -185,6 +185,7 @@ pub fn generate(header: &str, version: &str, major: &str) -> String {
     TEMPLATE
         .replace("@VERSION@", version)
         .replace("@MAJOR@", major)
+        .replace("@LIBRARY_ENV@", env::LIBRARY_ENV)
         .replace(
             "@COULD_NOT_LOAD@",
             error_strings::whole::COULD_NOT_LOAD_LIBRARY,
@@ -217,10 +218,11 @@ const TEMPLATE: &str = r#"/*
  * Runtime function (on glibc older than 2.34, link -ldl unless the host has it).
  *
  * Every function forwards to the real libc_embed_runtime, opened at the first
- * call from $C_EMBED_RUNTIME_LIBRARY when that is set, else from the path below.
+ * call from $@LIBRARY_ENV@ when that is set, else from the path below.
  * The library then takes ONNX Runtime from, in order: $ORT_DYLIB_PATH; one
- * already loaded in the process; the directories of this build's -Wl,-rpath
- * (the capi/ folder above); its own places. When the library cannot be opened
+ * already loaded in the process; directories the process registered
+ * (c_embed_runtime_register_onnxruntime_dir); the directories of this build's
+ * -Wl,-rpath (the capi/ folder above); its own places. When the library cannot be opened
  * or is not c_embed_runtime @MAJOR@.x, create returns NULL and
  * c_embed_runtime_last_create_error says which file was tried, why it was
  * tried and why it failed; the getters give their invalid-handle answers.
@@ -243,9 +245,9 @@ extern "C" {
 #define CER_THREAD_LOCAL _Thread_local
 #endif
 
-/* The library's path when $C_EMBED_RUNTIME_LIBRARY is not set. */
+/* The library's path when $@LIBRARY_ENV@ is not set. */
 #define CER_DEFAULT_LIBRARY @C_EMBED_RUNTIME_LIBRARY@
-#define CER_LIBRARY_ENV "C_EMBED_RUNTIME_LIBRARY"
+#define CER_LIBRARY_ENV "@LIBRARY_ENV@"
 /* The library's version must start so (same major version). */
 #define CER_VERSION_PREFIX "@MAJOR@."
 

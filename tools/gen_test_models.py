@@ -29,7 +29,7 @@ Valid models
                           token_type_ids, attention_mask (that order; ids of any vocabulary,
                           taken modulo 100), hidden 768, three token-wise layers,
                           last_hidden_state [b, s, 768] (python/tests/test_host_scenario.py).
-Models of each execution class and output kind (README, "Which models run how")
+Models of each execution class and output kind (docs/models.md, "Which models run how")
   tiny_int8_dynamic       tiny_bert through onnxruntime.quantization.quantize_dynamic: one
                           int8 scale per tensor over every position and row of a run, so
                           padding and neighbours change a row's vector -> class (c).

@@ -7,6 +7,8 @@
 // generated tiny model and prints "install_cpp: ok ...".
 #include <c_embed_runtime.h>
 
+#include "../contract_errors.h" /* the test's expected strings, not a build flag */
+
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -79,7 +81,7 @@ int main(int argc, char **argv)
         std::fputs("install_cpp: FAILED: a missing model did not throw\n", stderr);
         return 1;
     } catch (const std::runtime_error &e) {
-        if (std::string(e.what()).rfind("std_create_error:", 0) != 0) {
+        if (std::string(e.what()).rfind(STD_CREATE_ERROR, 0) != 0) {
             std::fprintf(stderr, "install_cpp: FAILED: unexpected create error %s\n", e.what());
             return 1;
         }
@@ -95,7 +97,7 @@ int main(int argc, char **argv)
             embedder.embed({1, 100});
             ok = false;
         } catch (const std::runtime_error &e) {
-            ok = ok && std::string(e.what()).rfind("ort_error:", 0) == 0;
+            ok = ok && std::string(e.what()).rfind(ORT_ERROR, 0) == 0;
         }
         if (!ok) {
             std::fputs("install_cpp: FAILED: unexpected vectors or errors\n", stderr);

@@ -33,6 +33,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import warnings
 from ctypes import POINTER, c_char_p, c_float, c_int32, c_int64, c_void_p
 from pathlib import Path
 
@@ -57,8 +58,11 @@ __all__ = [
     "version",
 ]
 
-#: Environment variable naming the library file to load (tried before any default).
-LIBRARY_ENV = "C_EMBED_RUNTIME_LIB"
+#: Environment variable naming the library file to load (tried before any default);
+#: the drop-in source reads it too (src/env.rs: ``LIBRARY_ENV``).
+LIBRARY_ENV = "C_EMBED_RUNTIME_LIBRARY"
+#: Its older name, still read when :data:`LIBRARY_ENV` is not set (deprecated).
+OLD_LIBRARY_ENV = "C_EMBED_RUNTIME_LIB"
 LIBRARY_NAME = "libc_embed_runtime.so"
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -90,6 +94,7 @@ PROTOTYPES = {
     "c_embed_runtime_onnxruntime_path": (c_char_p, []),
     "c_embed_runtime_onnxruntime_version": (c_char_p, []),
     "c_embed_runtime_register_host_build": (c_int32, [c_char_p]),
+    "c_embed_runtime_register_onnxruntime_dir": (c_int32, [c_char_p]),
     # Text in (the library's `text` feature, on by default).
     "c_embed_runtime_create_with_tokenizer": (
         c_void_p,
@@ -143,13 +148,17 @@ def _checkout_library() -> Path | None:
 
 def library_candidates() -> list[tuple[str, str]]:
     """Where :func:`load` looks when it is given no library, in order, as
-    ``(where, path or name)``: ``$C_EMBED_RUNTIME_LIB`` (if set: nothing else is
-    tried), the library bundled in the package, the source checkout's release build
-    (when imported from a checkout), then the system's ``libc_embed_runtime.so.0``
+    ``(where, path or name)``: ``$C_EMBED_RUNTIME_LIBRARY`` (if set: nothing else is
+    tried; the deprecated ``$C_EMBED_RUNTIME_LIB`` is read when it is not), the
+    library bundled in the package, the source checkout's release build (when
+    imported from a checkout), then the system's ``libc_embed_runtime.so.0``
     (by the dynamic loader's search, as ``make install`` installs it)."""
-    override = os.environ.get(LIBRARY_ENV)
-    if override:
-        return [(LIBRARY_ENV, override)]
+    for name in (LIBRARY_ENV, OLD_LIBRARY_ENV):
+        override = os.environ.get(name)
+        if override:
+            if name == OLD_LIBRARY_ENV:
+                warnings.warn(f"${OLD_LIBRARY_ENV} is deprecated: set ${LIBRARY_ENV}", DeprecationWarning, stacklevel=3)
+            return [(name, override)]
     found = [("bundled", str(BUNDLED_LIBRARY))]
     checkout = _checkout_library()
     if checkout is not None:
@@ -170,9 +179,9 @@ def load(library: str | os.PathLike | ctypes.CDLL | None = None) -> ctypes.CDLL:
 
     ``library``: a path, an already loaded ``CDLL`` (declared and checked here), or
     None for the first of :func:`library_candidates` that loads (the bundled one
-    then takes ONNX Runtime from ``$ORT_DYLIB_PATH``, else from an installed
-    ``onnxruntime`` package of any flavour, else its bundled copy: see
-    ``_onnxruntime``). Raises
+    is told of an installed ``onnxruntime`` package of any flavour, whose ONNX
+    Runtime it then prefers to its bundled copy; ``$ORT_DYLIB_PATH`` still comes
+    first: see ``_onnxruntime``). Raises
     :class:`EmbedRuntimeError` when nothing loads (saying what was tried), when the
     library lacks a function, or when its major.minor version is not the package's.
     """
@@ -184,19 +193,21 @@ def load(library: str | os.PathLike | ctypes.CDLL | None = None) -> ctypes.CDLL:
     tried = []
     for where, path in candidates:
         is_file = os.sep in path
-        if is_file and where != LIBRARY_ENV and not os.path.exists(path):
+        explicit = where in (LIBRARY_ENV, OLD_LIBRARY_ENV)
+        if is_file and not explicit and not os.path.exists(path):
             tried.append(f"{path} ({where}): not found")
             continue
         try:
             lib = _dlopen(path, where)
         except EmbedRuntimeError as failure:
-            if where == LIBRARY_ENV:  # an explicit choice: no fallback
+            if explicit:  # an explicit choice: no fallback
                 raise
             tried.append(str(failure))
             continue
+        lib = _prepare(lib, path)
         if where == "bundled":
-            _onnxruntime.prefer_installed_runtime()
-        return _prepare(lib, path)
+            _onnxruntime.register_installed_runtime(lib)
+        return lib
     raise EmbedRuntimeError(
         f"could not load {LIBRARY_NAME}; tried " + "; ".join(tried) + f" (set {LIBRARY_ENV} to its path)"
     )

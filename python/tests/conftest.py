@@ -1,8 +1,8 @@
 """Fixtures: the library (loaded once, as the legacy host does) and the models.
 
 The tests run the package from this checkout (python/ first on sys.path) against
-the checkout's release build (`make build`), or the library $C_EMBED_RUNTIME_LIB
-names. $C_EMBED_RUNTIME_LIB is set for the whole test process, so that every load,
+the checkout's release build (`make build`), or the library $C_EMBED_RUNTIME_LIBRARY
+names. $C_EMBED_RUNTIME_LIBRARY is set for the whole test process, so that every load,
 explicit or default, gets that one library: a bundled copy left in
 python/c_embed_runtime/lib/ is never what gets tested, and never a second copy of
 the library (with a second ONNX Runtime) in the same process. Tests of the default

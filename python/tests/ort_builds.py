@@ -12,6 +12,7 @@ import textwrap
 
 import pytest
 
+from c_embed_runtime import LIBRARY_ENV
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "tools"))
@@ -26,6 +27,17 @@ def build_library(name: str):
     if not path.exists():
         pytest.fail(f"{path} is missing: run `make setup` (tools/ort_versions.py fetch)")
     return path
+
+
+def fake_ort(path, version: str, api: bool) -> None:
+    """Builds at ``path`` a library that says it is ONNX Runtime ``version``
+    (c_tests/fake_ort.c); its GetApi returns NULL unless ``api``."""
+    subprocess.run(
+        [os.environ.get("CC", "cc"), "-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-shared", "-fPIC",
+         f'-DFAKE_VERSION="{version}"', f"-DFAKE_HAS_API={int(api)}",
+         str(REPO / "c_tests" / "fake_ort.c"), "-o", str(path)],
+        check=True,
+    )
 
 
 CHILD = textwrap.dedent(
@@ -63,7 +75,7 @@ def embed_with(ort_library, model, device: str, seq_len: int, out_dim: int, rows
     if ort_library is not None:
         environment["ORT_DYLIB_PATH"] = str(ort_library)
     job = {
-        "library": os.environ["C_EMBED_RUNTIME_LIB"],
+        "library": os.environ[LIBRARY_ENV],
         "model": str(model),
         "device": device,
         "seq_len": seq_len,

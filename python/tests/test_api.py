@@ -104,7 +104,7 @@ def test_close_is_idempotent_and_later_embeds_fail(lib, test_model):
         assert entered is runtime and runtime.handle
     assert runtime.handle is None and repr(runtime) == "EmbedRuntime(closed)"
     runtime.close()
-    assert runtime.selected_device == "invalid" and runtime.last_error == "invalid_handle"
+    assert runtime.selected_device == ERRORS["INVALID_DEVICE"] and runtime.last_error == ERRORS["INVALID_HANDLE"]
     for call in (lambda: runtime.embed_ids(np.arange(16)), lambda: runtime.embed_batch_ids(np.ones((1, 16)))):
         with pytest.raises(EmbedRuntimeError, match="EmbedRuntime is closed"):
             call()
@@ -115,7 +115,7 @@ def test_a_failed_create_raises_the_library_message(lib, test_model):
         EmbedRuntime(test_model("tiny_bert").parent / "missing.onnx", "CPU", library=lib)
     # Exactly the library's message.
     assert str(failure.value) == lib.c_embed_runtime_last_create_error().decode()
-    assert str(failure.value).startswith("std_create_error:cannot read model file ")
+    assert str(failure.value).startswith(ERRORS["STD_CREATE_ERROR"] + "cannot read model file ")
     with pytest.raises(EmbedRuntimeError, match=f"^{re.escape(ERRORS['MODEL_PATH_EMPTY'])}$"):
         EmbedRuntime("", "CPU", library=lib)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from c_embed_runtime import PROTOTYPES, _host_source
+from c_embed_runtime import LIBRARY_ENV, PROTOTYPES, _host_source
 from conftest import BUILT_LIBRARY, ERRORS, REPO, cargo_version
 from ort_builds import build_library
 from test_host_scenario import assert_matches_reference, host_rows, run_host
@@ -104,7 +104,7 @@ def assert_one_host_run(result, stderr, model, rows, out_dim, capi_library, libr
 
 def run_host_build(model, rows, libraries, out_dim):
     # The host's environment: no ORT_DYLIB_PATH, no variable of ours.
-    env = {"C_EMBED_RUNTIME_LIB": ""}
+    env = {LIBRARY_ENV: ""}
     return run_host(model, 128, rows, libraries=libraries, out_dim=out_dim, **env)
 
 
@@ -206,10 +206,10 @@ def test_without_the_library_create_fails_saying_where_it_looked(a_host_build, n
         "not ours": "it is not c_embed_runtime",
         "itself": "it is a build of this drop-in source, not the library",
     }[case]
-    answers, stderr = null_answers(a_host_build, C_EMBED_RUNTIME_LIBRARY=library)
+    answers, stderr = null_answers(a_host_build, **{LIBRARY_ENV: library})
     assert answers["c_embed_runtime_create"] is None
     error = answers["c_embed_runtime_last_create_error"]
-    assert error.startswith(f"{ERRORS['COULD_NOT_LOAD_LIBRARY']} {library} ($C_EMBED_RUNTIME_LIBRARY): "), error
+    assert error.startswith(f"{ERRORS['COULD_NOT_LOAD_LIBRARY']} {library} (${LIBRARY_ENV}): "), error
     assert why in error
     # Every other function answers as the library answers for a NULL handle.
     expected, _ = null_answers(BUILT_LIBRARY)
@@ -223,10 +223,10 @@ def test_without_the_library_create_fails_saying_where_it_looked(a_host_build, n
 
 
 def test_the_generated_path_is_used_without_the_variable(a_host_build):
-    answers, stderr = null_answers(a_host_build, C_EMBED_RUNTIME_LIBRARY="")
+    answers, stderr = null_answers(a_host_build, **{LIBRARY_ENV: ""})
     assert answers["c_embed_runtime_version"] == cargo_version()
     assert answers["c_embed_runtime_last_create_error"].startswith(ERRORS["STD_CREATE_ERROR"])  # model.onnx is missing
-    assert "could not load libc_embed_runtime" not in answers["c_embed_runtime_last_create_error"]
+    assert ERRORS["COULD_NOT_LOAD_LIBRARY"] not in answers["c_embed_runtime_last_create_error"]
     assert stderr == ""
 
 
@@ -281,7 +281,7 @@ def test_the_python_onnxruntime_packages_runtime_is_used(tiny_model):
 
 def test_the_host_builds_rpath_comes_before_the_librarys_own_onnxruntime(a_host_build, tiny_model):
     capi_library = build_library(PROFILES["default"])
-    assert onnxruntime_in_use(a_host_build, "plain", tiny_model, C_EMBED_RUNTIME_LIB="") == (str(capi_library), "1.22.0")
+    assert onnxruntime_in_use(a_host_build, "plain", tiny_model, **{LIBRARY_ENV: ""}) == (str(capi_library), "1.22.0")
     # The library alone takes the one beside it (make build's).
     path, _ = onnxruntime_in_use(BUILT_LIBRARY, "plain", tiny_model)
     assert Path(path).parent == BUILT_LIBRARY.parent

@@ -21,7 +21,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from c_embed_runtime import Tokenizer
+from c_embed_runtime import LIBRARY_ENV, Tokenizer
 from c_embed_runtime.demo import SENTENCES
 from conftest import ERRORS
 from ort_builds import build_library
@@ -30,6 +30,15 @@ from reference import ReferenceEmbedder
 OUT_DIM = 32
 # The library against the independent reference (Python onnxruntime + numpy).
 TOLERANCE = 1e-5
+# What create says for NPU and GPU where ONNX Runtime has neither provider (and
+# the OpenVINO-GPU gate is off).
+NPU_UNAVAILABLE = ERRORS["STD_CREATE_ERROR"] + ERRORS["OPENVINO_UNAVAILABLE"]
+GPU_UNAVAILABLE = (
+    ERRORS["STD_CREATE_ERROR"]
+    + ERRORS["CUDA_UNAVAILABLE"]
+    + ERRORS["DEVICE_REASON_SEPARATOR"]
+    + ERRORS["OPENVINO_GPU_FALLBACK_DISABLED"]
+)
 
 # The host's side, written as the host writes it (no package of this repository).
 # It loads each of its profiles' libraries in turn (one, or the default and gpu
@@ -42,27 +51,25 @@ HOST = textwrap.dedent(
     job = json.load(sys.stdin)
     n, dim = job["seq_len"], job["out_dim"]
 
+    I64, F32 = POINTER(c_int64), POINTER(c_float)
+    # The ten functions the host calls, as it declares them.
+    DECLARED = {
+        "create": (c_void_p, [c_char_p, c_char_p, c_int64, c_int32, c_int32, c_int32]),
+        "last_create_error": (c_char_p, []),
+        "embed": (c_int32, [c_void_p, I64, I64, I64, F32]),
+        "last_error": (c_char_p, [c_void_p]),
+        "selected_device": (c_char_p, [c_void_p]),
+        "cpu_fallback_detected": (c_int32, [c_void_p]),
+        "cpu_fallback_detail": (c_char_p, [c_void_p]),
+        "output_dim": (c_int32, [c_void_p]),
+        "seq_len": (c_int64, [c_void_p]),
+        "destroy": (None, [c_void_p]),
+    }
+
     def declare(lib):
-        lib.c_embed_runtime_create.argtypes = [c_char_p, c_char_p, c_int64, c_int32, c_int32, c_int32]
-        lib.c_embed_runtime_create.restype = c_void_p
-        lib.c_embed_runtime_last_create_error.argtypes = []
-        lib.c_embed_runtime_last_create_error.restype = c_char_p
-        lib.c_embed_runtime_embed.argtypes = [c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), POINTER(c_float)]
-        lib.c_embed_runtime_embed.restype = c_int32
-        lib.c_embed_runtime_last_error.argtypes = [c_void_p]
-        lib.c_embed_runtime_last_error.restype = c_char_p
-        lib.c_embed_runtime_selected_device.argtypes = [c_void_p]
-        lib.c_embed_runtime_selected_device.restype = c_char_p
-        lib.c_embed_runtime_cpu_fallback_detected.argtypes = [c_void_p]
-        lib.c_embed_runtime_cpu_fallback_detected.restype = c_int32
-        lib.c_embed_runtime_cpu_fallback_detail.argtypes = [c_void_p]
-        lib.c_embed_runtime_cpu_fallback_detail.restype = c_char_p
-        lib.c_embed_runtime_output_dim.argtypes = [c_void_p]
-        lib.c_embed_runtime_output_dim.restype = c_int32
-        lib.c_embed_runtime_seq_len.argtypes = [c_void_p]
-        lib.c_embed_runtime_seq_len.restype = c_int64
-        lib.c_embed_runtime_destroy.argtypes = [c_void_p]
-        lib.c_embed_runtime_destroy.restype = None
+        for name, (restype, argtypes) in DECLARED.items():
+            function = getattr(lib, "c_embed_runtime_" + name)
+            function.restype, function.argtypes = restype, argtypes
         return lib
 
     def embed(lib, handle, ids, mask, types):
@@ -119,7 +126,7 @@ def run_host(model, seq_len: int, rows, ort_library=None, libraries=None, out_di
         environment["ORT_DYLIB_PATH"] = str(ort_library)
     as_lists = [[list(map(int, a)) for a in row] for row in rows]
     job = {
-        "libraries": [str(p) for p in libraries or [os.environ["C_EMBED_RUNTIME_LIB"]]],
+        "libraries": [str(p) for p in libraries or [os.environ[LIBRARY_ENV]]],
         "model": str(model),
         "candidates": ["NPU", "GPU", "CPU"],
         "seq_len": seq_len,
@@ -160,8 +167,8 @@ def test_the_host_loop_ends_on_a_working_handle(host_model, tokenizer_json, seq_
     assert (result["selected"], result["seq_len"], result["out_dim"]) == ("CPU", seq_len, OUT_DIM)
     # This machine's pinned build has neither provider: each skip says so.
     assert result["skipped"] == {
-        "NPU": ERRORS["STD_CREATE_ERROR"] + "OpenVINOExecutionProvider unavailable",
-        "GPU": ERRORS["STD_CREATE_ERROR"] + "CUDAExecutionProvider unavailable | OpenVINO GPU fallback disabled",
+        "NPU": NPU_UNAVAILABLE,
+        "GPU": GPU_UNAVAILABLE,
     }
     assert_matches_reference(result, host_model, seq_len, rows)
     assert stderr == ""
@@ -181,9 +188,12 @@ def test_the_host_loop_on_the_openvino_1_22_wheel(host_model, tokenizer_json, gp
     assert no_device in result["skipped"]["NPU"]
     gpu = result["skipped"]["GPU"]
     if gpu_gate == "1":
-        assert gpu.startswith(ERRORS["ORT_CREATE_ERROR"] + "CUDAExecutionProvider unavailable | Failed to load provider OpenVINO")
+        assert gpu.startswith(
+            ERRORS["ORT_CREATE_ERROR"] + ERRORS["CUDA_UNAVAILABLE"] + ERRORS["DEVICE_REASON_SEPARATOR"]
+            + "Failed to load provider OpenVINO"
+        )
         assert no_device in gpu
     else:
-        assert gpu == ERRORS["STD_CREATE_ERROR"] + "CUDAExecutionProvider unavailable | OpenVINO GPU fallback disabled"
+        assert gpu == GPU_UNAVAILABLE
     assert_matches_reference(result, host_model, seq_len, rows)
     assert stderr == ""

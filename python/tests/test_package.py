@@ -1,5 +1,5 @@
 """The installable package: `pip install ./python` with the library bundled,
-where the library is loaded from (argument, $C_EMBED_RUNTIME_LIB, bundled, source
+where the library is loaded from (argument, $C_EMBED_RUNTIME_LIBRARY, bundled, source
 checkout, system), and the version check at load.
 
 The install works on a temporary copy of python/ (the bundled libraries are
@@ -28,7 +28,7 @@ SENTENCE = "A man is playing a guitar."
 
 def _environment(**extra) -> dict:
     """This environment without anything that picks a library or a package path."""
-    drop = {c_embed_runtime.LIBRARY_ENV, "ORT_DYLIB_PATH", "PYTHONPATH", "PYTHONHOME"}
+    drop = {c_embed_runtime.LIBRARY_ENV, c_embed_runtime.OLD_LIBRARY_ENV, "ORT_DYLIB_PATH", "PYTHONPATH", "PYTHONHOME"}
     return {k: v for k, v in os.environ.items() if k not in drop} | extra
 
 
@@ -120,7 +120,8 @@ def test_installed_package_loads_its_bundled_library_and_embeds(installed, real_
     assert f"Version: {cargo_version()}\n" in metadata.read_text()
 
 
-def test_environment_override_wins_over_the_bundled_library(installed, test_model, tmp_path):
+@pytest.mark.parametrize("variable", [c_embed_runtime.LIBRARY_ENV, c_embed_runtime.OLD_LIBRARY_ENV])
+def test_environment_override_wins_over_the_bundled_library(installed, test_model, tmp_path, variable):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     for library in [BUILT_LIBRARY, *BUILT_LIBRARY.parent.glob("libonnxruntime*.so*")]:
@@ -131,7 +132,7 @@ def test_environment_override_wins_over_the_bundled_library(installed, test_mode
         print(json.dumps({{"library": str(runtime.library_path), "n": len(runtime.embed_ids(list(range(16))))}}))
     """
     override = elsewhere / "libc_embed_runtime.so"
-    found = _run(script, tmp_path, PYTHONPATH=str(installed), C_EMBED_RUNTIME_LIB=str(override))
+    found = _run(script, tmp_path, PYTHONPATH=str(installed), **{variable: str(override)})
     assert found == {"library": str(override.resolve()), "n": 24}
 
 
@@ -143,8 +144,9 @@ def test_an_unloadable_override_is_an_error_and_nothing_else_is_tried(installed,
         except c_embed_runtime.EmbedRuntimeError as failure:
             print(json.dumps({"error": str(failure)}))
     """
-    found = _run(script, tmp_path, PYTHONPATH=str(installed), C_EMBED_RUNTIME_LIB="/nonexistent/libc_embed_runtime.so")
-    assert found["error"].startswith("/nonexistent/libc_embed_runtime.so (C_EMBED_RUNTIME_LIB): ")
+    missing = "/nonexistent/libc_embed_runtime.so"
+    found = _run(script, tmp_path, PYTHONPATH=str(installed), **{c_embed_runtime.LIBRARY_ENV: missing})
+    assert found["error"].startswith(f"{missing} ({c_embed_runtime.LIBRARY_ENV}): ")
 
 
 def test_a_source_checkout_uses_its_release_build(tmp_path):
@@ -195,7 +197,7 @@ def test_without_any_library_the_error_lists_every_place_tried(tmp_path):
     assert found["error"].startswith(f"could not load libc_embed_runtime.so; tried {bundled} (bundled): not found; ")
     assert "libc_embed_runtime.so.0 (system): " in found["error"]
     assert "source checkout" not in found["error"]
-    assert found["error"].endswith("(set C_EMBED_RUNTIME_LIB to its path)")
+    assert found["error"].endswith(f"(set {c_embed_runtime.LIBRARY_ENV} to its path)")
 
 
 @pytest.mark.parametrize("expected", ["0.3.0", "1.2.0", "0.1.9"])

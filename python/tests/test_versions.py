@@ -12,10 +12,10 @@ import sys
 import numpy as np
 import pytest
 
-from c_embed_runtime import Tokenizer
+from c_embed_runtime import LIBRARY_ENV, Tokenizer
 from c_embed_runtime.demo import SENTENCES
 from conftest import ERRORS, REPO
-from ort_builds import BUILDS, build_library, embed_with
+from ort_builds import BUILDS, build_library, embed_with, fake_ort
 
 SEQ_LEN = 128
 OUT_DIM = 384
@@ -80,37 +80,23 @@ def test_each_build_passes_the_misuse_suite(build, test_model, real_model):
     assert summary.endswith(" cases, 0 failed")
 
 
-def test_a_build_below_the_supported_range_is_refused_with_its_version(tmp_path, real_model):
-    """A library that says it is ONNX Runtime 1.19.2 (c_tests/fake_ort.c)."""
-    fake = tmp_path / "libonnxruntime.so.1.19.2"
-    fake_ort(fake, version="1.19.2", api=True)
+@pytest.mark.parametrize(
+    "version,api,why",
+    [
+        # below the supported range: refused by its version (c_tests/fake_ort.c)
+        ("1.19.2", True, 'ONNX Runtime "1.19.2" is not supported'),
+        # says 1.22.0 but its GetApi returns NULL: no panic, no stderr
+        ("1.22.0", False, "ONNX Runtime 1.22.0 has no C API level 20"),
+    ],
+)
+def test_a_build_the_library_cannot_run_is_refused_saying_why(tmp_path, real_model, version, api, why):
+    fake = tmp_path / f"libonnxruntime.so.{version}"
+    fake_ort(fake, version=version, api=api)
     result, stderr = embed_with(fake, real_model, "CPU", SEQ_LEN, OUT_DIM, [])
     assert result["create_error"] == (
-        ERRORS["COULD_NOT_LOAD_ONNX_RUNTIME"] + f" from {fake} (ORT_DYLIB_PATH): "
-        'ONNX Runtime "1.19.2" is not supported (supported: 1.20 or newer 1.x)'
+        ERRORS["COULD_NOT_LOAD_ONNX_RUNTIME"] + f" from {fake} (ORT_DYLIB_PATH): {why} (supported: 1.20 or newer 1.x)"
     )
     assert stderr == ""
-
-
-def test_a_build_without_the_api_level_fails_cleanly(tmp_path, real_model):
-    """A library that says 1.22.0 but whose GetApi returns NULL: no panic, no stderr."""
-    fake = tmp_path / "libonnxruntime.so.1.22.0"
-    fake_ort(fake, version="1.22.0", api=False)
-    result, stderr = embed_with(fake, real_model, "CPU", SEQ_LEN, OUT_DIM, [])
-    assert result["create_error"] == (
-        ERRORS["COULD_NOT_LOAD_ONNX_RUNTIME"] + f" from {fake} (ORT_DYLIB_PATH): "
-        "ONNX Runtime 1.22.0 has no C API level 20 (supported: 1.20 or newer 1.x)"
-    )
-    assert stderr == ""
-
-
-def fake_ort(path, version: str, api: bool) -> None:
-    subprocess.run(
-        [os.environ.get("CC", "cc"), "-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-shared", "-fPIC",
-         f'-DFAKE_VERSION="{version}"', f"-DFAKE_HAS_API={int(api)}",
-         str(REPO / "c_tests" / "fake_ort.c"), "-o", str(path)],
-        check=True,
-    )
 
 
 def test_onnx_runtime_messages_reach_stderr_only_when_asked(real_model, rows):
@@ -143,7 +129,7 @@ def test_a_refused_build_is_not_remembered(tmp_path, test_model):
     the real ONNX Runtime the host points it at."""
     fake = tmp_path / "libonnxruntime.so.1.22.0"
     fake_ort(fake, version="1.22.0", api=False)
-    script = RETRY.format(python=str(REPO / "python"), library=os.environ["C_EMBED_RUNTIME_LIB"], fake=str(fake),
+    script = RETRY.format(python=str(REPO / "python"), library=os.environ[LIBRARY_ENV], fake=str(fake),
                           real=str(build_library("onnxruntime-1.22.0")), model=bytes(test_model("tiny_bert")))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stderr == "", done.stderr

@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from c_embed_runtime import EmbedRuntime
+from c_embed_runtime import LIBRARY_ENV, OLD_LIBRARY_ENV, EmbedRuntime
 from conftest import BUILT_LIBRARY, REPO, cargo_version
 
 SENTENCE = "A man is playing a guitar."
 # Anything that would pick a library, a runtime or a package path for the venv.
-DROPPED_ENVIRONMENT = {"C_EMBED_RUNTIME_LIB", "ORT_DYLIB_PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"}
+DROPPED_ENVIRONMENT = {LIBRARY_ENV, OLD_LIBRARY_ENV, "ORT_DYLIB_PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"}
 
 EMBED = """
     import importlib.util, json, c_embed_runtime

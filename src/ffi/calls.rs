@@ -33,7 +33,7 @@ use crate::tokens::TokenRows;
 /// Create runs a short self-check of the model (a few runs of a probe row) that
 /// decides how rows run, so that a row's vector depends only on its own tokens:
 /// trimmed and batched freely, batched only with rows of the same length, or
-/// one row at a time at its own length (see the README). With the environment
+/// one row at a time at its own length (see docs/models.md). With the environment
 /// variable `C_EMBED_RUNTIME_PADDED` set to 1/true/yes/on at create, every call
 /// of the handle runs as the legacy library did: one row at a time, all
 /// `seq_len` positions, the mask as given (to reproduce stored vectors).

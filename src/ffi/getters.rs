@@ -1,12 +1,9 @@
-//! The getters: a handle's last error and settings, the library's version and
-//! the ONNX Runtime it uses, and the registration of hosts' builds.
+//! The getters: a handle's last error and settings, the library's version.
 
-use std::ffi::{c_char, c_void, CStr, OsStr};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::ffi::{c_char, c_void, CStr};
 
 use super::any_handle_ref;
-use super::boundary::{catch_panic, optional_c_str};
+use super::boundary::catch_panic;
 use crate::error_strings;
 
 /// The last embed error of this handle on the calling thread: "" after a success,
@@ -107,52 +104,6 @@ pub extern "C" fn c_embed_runtime_hidden_size(handle: *mut c_void) -> i32 {
 #[no_mangle]
 pub extern "C" fn c_embed_runtime_version() -> *const c_char {
     VERSION.as_ptr()
-}
-
-/// The file of the ONNX Runtime this process's handles run on, as the dynamic
-/// loader mapped it (e.g. `/host/site-packages/onnxruntime/capi/libonnxruntime.so.1.22.0`);
-/// "" before the first successful create (ONNX Runtime is loaded then, once per
-/// process). A string valid for the life of the process, for a host to log.
-/// The order in which it was looked for is in the README ("Which ONNX Runtime").
-#[no_mangle]
-pub extern "C" fn c_embed_runtime_onnxruntime_path() -> *const c_char {
-    catch_panic(c"".as_ptr(), || {
-        crate::ort::loader::in_use().map_or(c"".as_ptr(), |(path, _)| path.as_ptr())
-    })
-}
-
-/// The version of the ONNX Runtime in use (e.g. "1.22.0"); "" before the first
-/// successful create. A string valid for the life of the process.
-#[no_mangle]
-pub extern "C" fn c_embed_runtime_onnxruntime_version() -> *const c_char {
-    catch_panic(c"".as_ptr(), || {
-        crate::ort::loader::in_use().map_or(c"".as_ptr(), |(_, version)| version.as_ptr())
-    })
-}
-
-/// Called by the drop-in source (`c_embed_runtime.cpp`, which a host compiles
-/// in place of the legacy library's source) with the file it was loaded from,
-/// before it forwards its first call. When ONNX Runtime is not loaded yet and
-/// `ORT_DYLIB_PATH` is not set, the first create then looks in the directories
-/// of that file's `-Wl,-rpath` (the `capi/` folder the host links against),
-/// after any ONNX Runtime already loaded in the process and before the
-/// library's own places. Returns 1 when `object_path` names an object loaded in
-/// this process (a repeated call changes nothing), 0 otherwise (NULL included).
-/// Hosts that do not build the drop-in source have no need of it.
-///
-/// # Safety
-/// `object_path` is NULL or a NUL-terminated string.
-#[no_mangle]
-pub unsafe extern "C" fn c_embed_runtime_register_host_build(object_path: *const c_char) -> i32 {
-    // SAFETY: NULL or NUL-terminated (this function's contract).
-    let object_path = unsafe { optional_c_str(object_path) };
-    catch_panic(0, || {
-        object_path.map_or(0, |path| {
-            i32::from(crate::ort::host_build::register(Path::new(
-                OsStr::from_bytes(path.to_bytes()),
-            )))
-        })
-    })
 }
 
 /// The crate version as a C string.

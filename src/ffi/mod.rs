@@ -30,6 +30,7 @@ mod calls;
 mod fork;
 mod getters;
 mod messages;
+mod onnxruntime;
 mod registry;
 #[cfg(feature = "text")]
 mod text;
@@ -52,6 +53,7 @@ use crate::error::{CreateError, EmbedError, UNKNOWN_CREATE_ERROR, UNKNOWN_EMBED_
 use crate::error_strings;
 use crate::ort::device;
 use crate::run::runtime::{CreateOptions, EmbedRuntime, FallbackSignals};
+pub use onnxruntime::*;
 
 /// What a handle points to.
 struct Handle {

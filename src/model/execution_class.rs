@@ -15,17 +15,15 @@
 //! `seq_len` positions, the mask as given), for hosts that must reproduce stored
 //! vectors bit for bit.
 
+pub(crate) use crate::env::PADDED_ENV;
 use crate::ort::device::gate_is_on;
 use crate::tokens::TokenInput;
-
-/// The environment variable that asks for legacy padded runs (1/true/yes/on).
-pub const PADDED_ENV: &str = "C_EMBED_RUNTIME_PADDED";
 
 /// Largest difference (absolute, per component of the L2-normalised pooled
 /// vector) between two runs of the probe row that still counts as "the same
 /// vector": float rounding moves mask-respecting fp32 models far less, padding
 /// moves the models of classes (b) and (c) far more (the measured gaps are in
-/// the README, "Which models run how", printed by tests/execution_classes.rs).
+/// docs/models.md, "Which models run how", printed by tests/execution_classes.rs).
 pub const PROBE_TOLERANCE: f32 = 1e-5;
 
 /// The padded probe runs at `min(seq_len, PROBE_PADDED_LEN)` positions.
@@ -52,7 +50,7 @@ pub enum ExecutionClass {
 }
 
 impl ExecutionClass {
-    /// The name the README and the self-check report use.
+    /// The name docs/models.md and the self-check report use.
     pub fn name(self) -> &'static str {
         match self {
             Self::Free => "a: trimmed, batched freely",

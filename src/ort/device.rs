@@ -10,18 +10,11 @@ use std::ffi::CStr;
 
 use ort::ep::{self, ExecutionProvider, ExecutionProviderDispatch};
 
+use crate::env::{OPENVINO_GPU_GATE_ENV, TEST_OPENVINO_OPTIONS_ENV};
 use crate::error::CreateError;
 use crate::error_strings::{
     CUDA_UNAVAILABLE, OPENVINO_GPU_FALLBACK_DISABLED, OPENVINO_UNAVAILABLE, UNSUPPORTED_DEVICE,
 };
-/// Gate for the OpenVINO-GPU step.
-pub const OPENVINO_GPU_GATE_ENV: &str = "CDB_EMBED_GPU_ALLOW_OPENVINO_FALLBACK";
-
-/// **Test-only** (set before create; changes nothing in the contract): `npu` or
-/// `gpu` gives the `OPENVINO_CPU` device the NPU's or the OpenVINO-GPU's option
-/// set (static shapes; the NPU's adds the QDQ optimiser), still on OpenVINO's
-/// CPU device, so a machine without those devices runs their configuration.
-pub const TEST_OPENVINO_OPTIONS_ENV: &str = "C_EMBED_RUNTIME_TEST_OPENVINO_OPTIONS";
 
 /// A device a session can run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! Questions to the dynamic loader about this process: which shared objects are
-//! loaded, and which directories a loaded object's own `-rpath` adds to the
-//! library search (where its build pointed the linker).
+//! loaded, which file holds an address (and so where this library is), and
+//! which directories a loaded object's own `-rpath` adds to the library search
+//! (where its build pointed the linker).
 
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
@@ -32,6 +33,34 @@ pub(crate) fn loaded_objects() -> Vec<PathBuf> {
     // outlives the call; dl_iterate_phdr holds the loader's lock meanwhile.
     unsafe { libc::dl_iterate_phdr(Some(visit), (&mut found as *mut Vec<PathBuf>).cast()) };
     found
+}
+
+/// The file of the loaded object that holds `address`, as the loader mapped it.
+pub(crate) fn file_of(address: *const c_void) -> Option<CString> {
+    let mut info = libc::Dl_info {
+        dli_fname: std::ptr::null(),
+        dli_fbase: std::ptr::null_mut(),
+        dli_sname: std::ptr::null(),
+        dli_saddr: std::ptr::null_mut(),
+    };
+    // SAFETY: dladdr only reads the loader's tables; `info` is a valid, writable Dl_info.
+    if unsafe { libc::dladdr(address, &mut info) } == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: on success dli_fname is a NUL-terminated path owned by the loader,
+    // valid while the object stays loaded; it is copied at once.
+    Some(unsafe { CStr::from_ptr(info.dli_fname) }.to_owned())
+}
+
+/// The directory of the file this code was loaded from (the shared library, or
+/// the executable it is linked into).
+pub(crate) fn own_directory() -> Option<PathBuf> {
+    let file = file_of(own_directory as *const c_void)?;
+    let path = PathBuf::from(OsStr::from_bytes(file.to_bytes()));
+    std::fs::canonicalize(&path)
+        .unwrap_or(path)
+        .parent()
+        .map(Path::to_path_buf)
 }
 
 /// glibc's `Dl_serpath` (`<dlfcn.h>`).
@@ -141,6 +170,12 @@ mod tests {
                 .is_some_and(|n| n.to_string_lossy().starts_with("libc.so"))),
             "{loaded:?}"
         );
+    }
+
+    #[test]
+    fn own_directory_is_found() {
+        let dir = own_directory().expect("dladdr finds this test binary");
+        assert!(dir.is_dir());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! which forwards every call to this library. Each build says who it is at its
 //! first call (`c_embed_runtime_register_host_build`); the directories its
 //! `-Wl,-rpath` names (the ONNX Runtime `capi/` folder the host linked the
-//! legacy library against) are where [`crate::ort::loader`] looks for ONNX Runtime
+//! legacy library against) are where [`crate::ort::search`] looks for ONNX Runtime
 //! before its own places. The link alone loads nothing: the drop-in source
 //! calls no ONNX Runtime function, so GCC's `--as-needed` drops the `-l`.
 

@@ -19,11 +19,8 @@ use std::sync::{Arc, OnceLock};
 
 use ort::logging::{LogLevel, LoggerFunction};
 
+use crate::env::ORT_LOG_ENV;
 use crate::ort::fallback::FallbackMonitor;
-
-/// `stderr`: ONNX Runtime's messages at warning level and above are also
-/// written to stderr (one line each, with the session's log id).
-pub const ORT_LOG_ENV: &str = "C_EMBED_RUNTIME_ORT_LOG";
 
 /// Most messages one create step keeps, and the bytes kept of each.
 const MAX_MESSAGES: usize = 8;

@@ -103,7 +103,7 @@ pub fn open(
 const EXTERNAL_DATA_FOLDER: &str = "session.model_external_initializers_file_folder_path";
 
 // The memory settings of every session, chosen from measurement (`make
-// bench`'s RSS run; the figures are in the README's Performance section):
+// bench`'s RSS run; the figures are in docs/performance.md):
 //
 // - **CPU memory arena off.** With the arena, ONNX Runtime keeps the largest
 //   intermediate buffers a run ever needed for the life of the session, and

@@ -2,7 +2,7 @@
 //! cost model of the model itself.
 //!
 //! **Cost model.** A run of `n` rows padded to `len` positions costs about
-//! `fixed + per_token * n * len` (figures in the README's Performance section).
+//! `fixed + per_token * n * len` (figures in docs/performance.md).
 //! It is measured on the model at create
 //! from two timed warm-up runs of different sizes (see
 //! `crate::run::runner::ModelRunner::new`): one row of a few tokens, and a few
@@ -47,7 +47,7 @@ impl CostModel {
     /// The model from two timed runs of `tokens_a` and `tokens_b` padded
     /// tokens (`tokens_a < tokens_b`). A noisy or inverted measurement falls
     /// back to [`CostModel::DEFAULT`] (a fixed cost of 20 tokens), about the
-    /// ratio of a small BERT on one thread (see the README's Performance).
+    /// ratio of a small BERT on one thread (see docs/performance.md).
     pub fn from_timings(tokens_a: usize, secs_a: f64, tokens_b: usize, secs_b: f64) -> Self {
         let per_token = (secs_b - secs_a) / (tokens_b as f64 - tokens_a as f64);
         let fixed = secs_a - per_token * tokens_a as f64;

@@ -38,7 +38,7 @@ pub(super) fn calibrate(
 ///
 /// Cost: five runs of at most 2 x 7 positions and one of
 /// `min(seq_len, PROBE_PADDED_LEN)` (models that cannot trim: up to three runs
-/// at `seq_len`); measured in the README.
+/// at `seq_len`); measured in docs/models.md.
 fn self_check(buffers: &mut Probe<'_>, forced: Option<ExecutionClass>) -> SelfCheck {
     let start = std::time::Instant::now();
     let mut policy = buffers.policy();

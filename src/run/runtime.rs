@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 
 use ort::session::builder::PrepackedWeights;
 
+use crate::env::SERIAL_BATCHES_ENV;
 use crate::error::{CreateError, EmbedError};
 use crate::model::execution_class::SelfCheck;
 use crate::model::file::ModelFile;
@@ -40,12 +41,6 @@ pub const MAX_SEQ_LEN: i64 = 1 << 20;
 
 /// `threads` is clamped to `1..=MAX_THREADS`.
 pub const MAX_THREADS: i32 = 64;
-
-/// Set (1/true/yes/on) at create, a handle with `threads` > 1 runs a batch's
-/// groups one after another on the caller's thread, each run with `threads`
-/// intra-op threads, instead of up to `threads` groups at once with its helper
-/// threads. For measurements (`make bench` compares both).
-pub const SERIAL_BATCHES_ENV: &str = "C_EMBED_RUNTIME_SERIAL_BATCHES";
 
 /// When CPU-fallback signals count.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

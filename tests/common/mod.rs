@@ -3,11 +3,14 @@
 //!
 //! The tests run a real ONNX Runtime on models that `make setup` installs or
 //! generates: `ORT_DYLIB_PATH` if set, else the one of the project's `.venv`
-//! (its `onnxruntime` package), so a plain `cargo test` needs no variable.
+//! (its `onnxruntime` package's `capi/` folder, registered with the library,
+//! which chooses the file there by its own rule), so a plain `cargo test`
+//! needs no variable.
 
 #![allow(dead_code)] // each test binary uses its own part
 
 use std::ffi::{c_void, CStr, CString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
@@ -17,44 +20,38 @@ fn models_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
 }
 
-/// Points `ORT_DYLIB_PATH` at the `.venv`'s ONNX Runtime unless it is set.
+/// Registers the `.venv`'s ONNX Runtime folder with the library
+/// (`c_embed_runtime_register_onnxruntime_dir`).
 ///
 /// Called wherever a test gets a model, which every test does before its first
-/// create: so the variable is set before any thread loads ONNX Runtime.
+/// create: so the folder is registered before any thread loads ONNX Runtime.
 fn use_project_onnx_runtime() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        if std::env::var_os("ORT_DYLIB_PATH").is_some_and(|p| !p.is_empty()) {
-            return;
-        }
         let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv");
-        match venv_onnx_runtime(&venv) {
-            Some(library) => std::env::set_var("ORT_DYLIB_PATH", library),
-            None => panic!(
-                "no ONNX Runtime: {} has no onnxruntime package; run `make setup` or set ORT_DYLIB_PATH",
-                venv.display()
-            ),
+        let mut registered = false;
+        for capi in venv_capi_dirs(&venv) {
+            let capi = CString::new(capi.as_os_str().as_bytes()).unwrap();
+            // SAFETY: a NUL-terminated string that outlives the call.
+            registered |= unsafe { c_embed_runtime_register_onnxruntime_dir(capi.as_ptr()) } == 1;
         }
+        let chosen = std::env::var_os(c_embed_runtime::env::ORT_PATH_ENV);
+        assert!(
+            registered || chosen.is_some_and(|p| !p.is_empty()),
+            "no ONNX Runtime: {} has no onnxruntime package; run `make setup` or set ORT_DYLIB_PATH",
+            venv.display()
+        );
     });
 }
 
-/// `lib/python3.*/site-packages/onnxruntime/capi/libonnxruntime.so.<version>`
-/// under `venv` (the longest name, if several), or None.
-fn venv_onnx_runtime(venv: &Path) -> Option<PathBuf> {
-    let entries = |dir: &Path| {
-        std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-    };
-    entries(&venv.join("lib"))
-        .flat_map(|python| entries(&python.join("site-packages/onnxruntime/capi")))
-        .filter(|file| {
-            file.file_name()
-                .and_then(|name| name.to_str())
-                .is_some_and(|name| name.starts_with("libonnxruntime.so."))
-        })
-        .max_by_key(|file| file.as_os_str().len())
+/// `lib/python3.*/site-packages/onnxruntime/capi` under `venv`.
+fn venv_capi_dirs(venv: &Path) -> Vec<PathBuf> {
+    let entries = std::fs::read_dir(venv.join("lib")).into_iter().flatten();
+    entries
+        .filter_map(|python| python.ok())
+        .map(|python| python.path().join("site-packages/onnxruntime/capi"))
+        .filter(|capi| capi.is_dir())
+        .collect()
 }
 
 /// A model `make setup` installs under models/, by its relative path.
@@ -155,7 +152,7 @@ impl Handle {
         }
     }
 
-    /// Embeds into `out` without allocating.
+    /// Embeds one row into `out` without allocating.
     pub fn embed_into(
         &self,
         ids: &[i64],
@@ -163,20 +160,9 @@ impl Handle {
         types: Option<&[i64]>,
         out: &mut [f32],
     ) -> bool {
-        // SAFETY: live handle; arrays of seq_len / out_dim elements.
-        unsafe {
-            c_embed_runtime_embed(
-                self.0,
-                ids.as_ptr(),
-                ptr(mask),
-                ptr(types),
-                out.as_mut_ptr(),
-            ) == 1
-        }
+        self.embed_rows_into(None, ids, mask, types, out)
     }
-}
 
-impl Handle {
     /// `rows` rows of `seq_len` tokens (row after row) into `out`, without allocating.
     pub fn embed_batch_into(
         &self,
@@ -186,17 +172,37 @@ impl Handle {
         types: Option<&[i64]>,
         out: &mut [f32],
     ) -> bool {
-        // SAFETY: live handle; arrays of rows * seq_len / rows * out_dim elements.
-        unsafe {
-            c_embed_runtime_embed_batch(
-                self.0,
-                rows as i64,
-                ids.as_ptr(),
-                ptr(mask),
-                ptr(types),
-                out.as_mut_ptr(),
-            ) == 1
-        }
+        self.embed_rows_into(Some(rows), ids, mask, types, out)
+    }
+
+    /// One row through `c_embed_runtime_embed` (`rows` None), else `rows` rows
+    /// through `c_embed_runtime_embed_batch`; panics on arrays shorter than the
+    /// library reads or writes.
+    fn embed_rows_into(
+        &self,
+        rows: Option<usize>,
+        ids: &[i64],
+        mask: Option<&[i64]>,
+        types: Option<&[i64]>,
+        out: &mut [f32],
+    ) -> bool {
+        let n = rows.unwrap_or(1);
+        let tokens = n * c_embed_runtime_seq_len(self.0) as usize;
+        let long_enough = |array: Option<&[i64]>| array.is_none_or(|a| a.len() >= tokens);
+        assert!(ids.len() >= tokens && long_enough(mask) && long_enough(types));
+        assert!(out.len() >= n * self.out_dim());
+        let (ids, mask, types, out) = (ids.as_ptr(), ptr(mask), ptr(types), out.as_mut_ptr());
+        // SAFETY: a live handle; every array holds the `n` rows it reads or
+        // writes (checked above).
+        let done = unsafe {
+            match rows {
+                None => c_embed_runtime_embed(self.0, ids, mask, types, out),
+                Some(rows) => {
+                    c_embed_runtime_embed_batch(self.0, rows as i64, ids, mask, types, out)
+                }
+            }
+        };
+        done == 1
     }
 }
 

@@ -27,13 +27,10 @@ use std::time::{Duration, Instant};
 
 use ort::session::RunOptions;
 
+use crate::env::RUN_TIMEOUT_ENV;
 use crate::error::EmbedError;
 use crate::error_strings::{HANDLE_DESTROYED, RUN_TIME_LIMIT};
 use thread::WatchThread;
-
-/// Milliseconds a run (the create-time self-check's and every embed's) may
-/// take before it is stopped; read at create. 0 means no limit.
-pub const RUN_TIMEOUT_ENV: &str = "C_EMBED_RUNTIME_RUN_TIMEOUT_MS";
 
 /// The limit when [`RUN_TIMEOUT_ENV`] is not set (or not a number): far above
 /// any run of a text model of the contract's sizes, short enough that a hung
