@@ -700,6 +700,30 @@ static void write_json(const char *path, const corpus_t *corpus, const result_t 
 
 /* ---- main ------------------------------------------------------------------------------ */
 
+/* `calls` embeds in batches of `rows` over the whole corpus ("batch8", "batch32";
+ * one cycle of warm-up: every run shape of the scenario once). */
+static result_t run_batched(void *handle, const corpus_t *corpus, int rows, int threads,
+                            long calls, float *out)
+{
+    batches_t batched = make_batches(corpus, NULL, rows);
+    result_t r = new_result(rows == 8 ? "batch8" : "batch32", "mix", threads);
+    r.batch = rows;
+    r = run_single(handle, &batched, 0, calls, batched.ncomp, 0, r, out);
+    free_batches(&batched);
+    return r;
+}
+
+/* Writes the results of a short run (no memory figures) and ends the program. */
+static int finish_short_run(const char *path, const corpus_t *corpus, const result_t *results,
+                            int n, float *out)
+{
+    memory_t none = {0};
+    write_json(path, corpus, results, n, 0.0, &none);
+    printf("wrote %s\n", path);
+    free(out);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4) {
@@ -741,21 +765,11 @@ int main(int argc, char **argv)
             results[n++] = run_single(handle, &one, 0, calls, 2L * one.ncomp, 0,
                                       new_result("mix", "mix", threads), out);
             free_batches(&one);
-            for (int k = 0; k < 2; k++) {
-                int rows = k == 0 ? 8 : 32;
-                batches_t batched = make_batches(&corpus, NULL, rows);
-                result_t r = new_result(rows == 8 ? "batch8" : "batch32", "mix", threads);
-                r.batch = rows;
-                results[n++] = run_single(handle, &batched, 0, calls, batched.ncomp, 0, r, out);
-                free_batches(&batched);
-            }
+            results[n++] = run_batched(handle, &corpus, 8, threads, calls, out);
+            results[n++] = run_batched(handle, &corpus, 32, threads, calls, out);
             c_embed_runtime_destroy(handle);
         }
-        memory_t none = {0};
-        write_json(argv[3], &corpus, results, n, 0.0, &none);
-        printf("wrote %s\n", argv[3]);
-        free(out);
-        return 0;
+        return finish_short_run(argv[3], &corpus, results, n, out);
     }
     const char *device = getenv("BENCH_DEVICE");
     if (device != NULL && *device != '\0' && strcmp(device, "CPU") != 0) {
@@ -771,17 +785,9 @@ int main(int argc, char **argv)
                                       new_result(name, name, 1), out);
             free_batches(&one);
         }
-        batches_t batched = make_batches(&corpus, NULL, 32);
-        result_t r = new_result("batch32", "mix", 1);
-        r.batch = 32;
-        results[n++] = run_single(handle, &batched, 0, calls, batched.ncomp, 0, r, out);
-        free_batches(&batched);
+        results[n++] = run_batched(handle, &corpus, 32, 1, calls, out);
         c_embed_runtime_destroy(handle);
-        memory_t none = {0};
-        write_json(argv[3], &corpus, results, n, 0.0, &none);
-        printf("wrote %s\n", argv[3]);
-        free(out);
-        return 0;
+        return finish_short_run(argv[3], &corpus, results, n, out);
     }
     memory_t memory = measure_memory(model, &corpus, out);
     long random_rows = calls > corpus.count ? calls : corpus.count;
@@ -801,12 +807,7 @@ int main(int argc, char **argv)
             }
         }
         for (int k = 0; k < 2; k++) {
-            batches_t batched = make_batches(&corpus, NULL, batch_sizes[k]);
-            result_t r = new_result(batch_sizes[k] == 8 ? "batch8" : "batch32", "mix", threads);
-            r.batch = batch_sizes[k];
-            /* One cycle: every run shape of the scenario once. */
-            results[n++] = run_single(handle, &batched, 0, calls, batched.ncomp, 0, r, out);
-            free_batches(&batched);
+            results[n++] = run_batched(handle, &corpus, batch_sizes[k], threads, calls, out);
         }
         {
             random_batches_t random = make_random_batches(&corpus, random_rows, 11);
