@@ -56,6 +56,20 @@ pub const ALL: [&str; 8] = [
     LIBRARY_ENV,
 ];
 
+/// Whether a gate variable's value (one of the 1/true/yes/on variables above) turns the gate on (1/true/yes/on, any case).
+pub fn gate_is_on(value: Option<&str>) -> bool {
+    value.is_some_and(|v| {
+        ["1", "true", "yes", "on"]
+            .iter()
+            .any(|on| v.eq_ignore_ascii_case(on))
+    })
+}
+
+/// Whether the gate variable `name` is set on.
+pub fn is_on(name: &str) -> bool {
+    gate_is_on(std::env::var(name).ok().as_deref())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +101,23 @@ mod tests {
                     file.display()
                 );
             }
+        }
+    }
+
+    #[test]
+    fn gate_accepts_the_contract_spellings_only() {
+        for on in ["1", "true", "TRUE", "Yes", "on", "ON"] {
+            assert!(gate_is_on(Some(on)), "{on}");
+        }
+        for off in [
+            None,
+            Some(""),
+            Some("0"),
+            Some("false"),
+            Some("enable"),
+            Some(" 1"),
+        ] {
+            assert!(!gate_is_on(off), "{off:?}");
         }
     }
 }

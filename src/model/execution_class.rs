@@ -15,8 +15,8 @@
 //! `seq_len` positions, the mask as given), for hosts that must reproduce stored
 //! vectors bit for bit.
 
+use crate::env;
 pub(crate) use crate::env::PADDED_ENV;
-use crate::ort::device::gate_is_on;
 use crate::tokens::TokenInput;
 
 /// Largest difference (absolute, per component of the L2-normalised pooled
@@ -112,7 +112,7 @@ impl ShapePolicy {
 
 /// Whether this process asked for legacy padded runs.
 pub fn padded_requested() -> bool {
-    gate_is_on(std::env::var(PADDED_ENV).ok().as_deref())
+    env::is_on(PADDED_ENV)
 }
 
 /// The largest component difference between the probe row's vectors.

@@ -100,15 +100,6 @@ pub fn plan(requested: Option<&[u8]>) -> Result<&'static [Device], CreateError> 
     }
 }
 
-/// Whether a gate variable's value turns the gate on (1/true/yes/on, any case).
-pub fn gate_is_on(value: Option<&str>) -> bool {
-    value.is_some_and(|v| {
-        ["1", "true", "yes", "on"]
-            .iter()
-            .any(|on| v.eq_ignore_ascii_case(on))
-    })
-}
-
 /// How to open a session on `device`, or why this step cannot be taken in
 /// the loaded ONNX Runtime.
 pub fn setup(device: Device) -> Result<DeviceSetup, CreateError> {
@@ -125,8 +116,7 @@ pub fn setup(device: Device) -> Result<DeviceSetup, CreateError> {
             (ep::CUDA::default().with_device_id(0).build(), false)
         }
         Device::OpenVinoGpu => {
-            let gate = std::env::var(OPENVINO_GPU_GATE_ENV).ok();
-            if !gate_is_on(gate.as_deref()) {
+            if !crate::env::is_on(OPENVINO_GPU_GATE_ENV) {
                 return Err(CreateError::library(OPENVINO_GPU_FALLBACK_DISABLED));
             }
             openvino("GPU", OpenVinoOptions::Gpu)?
@@ -225,23 +215,6 @@ mod tests {
                 err.to_string(),
                 "std_create_error:unsupported requested_device (expected AUTO|NPU|GPU|CUDA|CPU|OPENVINO_CPU)"
             );
-        }
-    }
-
-    #[test]
-    fn gate_accepts_the_contract_spellings_only() {
-        for on in ["1", "true", "TRUE", "Yes", "on", "ON"] {
-            assert!(gate_is_on(Some(on)), "{on}");
-        }
-        for off in [
-            None,
-            Some(""),
-            Some("0"),
-            Some("false"),
-            Some("enable"),
-            Some(" 1"),
-        ] {
-            assert!(!gate_is_on(off), "{off:?}");
         }
     }
 

@@ -16,11 +16,12 @@ use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 
 use ort::session::builder::PrepackedWeights;
 
+use crate::env;
 use crate::env::SERIAL_BATCHES_ENV;
 use crate::error::{CreateError, EmbedError};
 use crate::model::execution_class::SelfCheck;
 use crate::model::file::ModelFile;
-use crate::ort::device::{gate_is_on, Device};
+use crate::ort::device::Device;
 use crate::ort::fallback::FallbackMonitor;
 use crate::ort::loader;
 use crate::ort::logging;
@@ -123,7 +124,7 @@ impl EmbedRuntime {
                         ModelRunner::new(opened.session, seq_len, opened.static_shapes, gate)
                     })?;
                     session::release_freed_memory();
-                    let serial = gate_is_on(std::env::var(SERIAL_BATCHES_ENV).ok().as_deref());
+                    let serial = env::is_on(SERIAL_BATCHES_ENV);
                     let helpers = match device {
                         Device::Cpu if !serial => intra_threads - 1,
                         _ => 0,
