@@ -10,7 +10,7 @@ Prints ms per call and the vectors' difference for two masks:
   tokens and every call runs all seq_len positions;
 - the fix: the encoding's own attention mask (0 on the [PAD] ids).
 
-Environment: C_EMBED_RUNTIME_LIB (default: the checkout's release build).
+Environment: C_EMBED_RUNTIME_LIBRARY (default: the checkout's release build).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tokenizers import Tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python"))
-os.environ.setdefault("C_EMBED_RUNTIME_LIB", str(REPO / "target" / "release" / "libc_embed_runtime.so"))
+os.environ.setdefault("C_EMBED_RUNTIME_LIBRARY", str(REPO / "target" / "release" / "libc_embed_runtime.so"))
 from c_embed_runtime import EmbedRuntime  # noqa: E402
 
 

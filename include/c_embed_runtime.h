@@ -154,8 +154,8 @@ int32_t c_embed_runtime_embed(void *handle,
  * each row's vector is the one `c_embed_runtime_embed` gives for that row (within
  * 1e-6: a shared run differs only in float rounding).
  *
- * - `rows`: number of sequences, at least 1. Batches larger than 32 rows are
- *   split into runs of 32.
+ * - `rows`: number of sequences, at least 1. A run holds at most 32 rows
+ *   (fewer when they are long: docs/performance.md, "Longer text").
  * - `input_ids`: `rows * seq_len` token ids, row after row; must not be NULL.
  * - `attention_mask`: `rows * seq_len` values, or NULL for all ones.
  * - `token_type_ids`: `rows * seq_len` values, or NULL for all zeros.

@@ -1,4 +1,4 @@
-//! The watchdog (src/ort/watchdog.rs) with a real ONNX Runtime's run options.
+//! The watchdog (src/ort/watchdog/) with a real ONNX Runtime's run options.
 
 mod common;
 
