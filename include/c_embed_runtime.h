@@ -315,7 +315,11 @@ int32_t c_embed_runtime_register_onnxruntime_dir(const char *directory);
  *
  * - `tokenizer_path`: path of a `tokenizer.json` (NUL-terminated, any bytes but
  *   NUL). NULL or "" fails with "tokenizer path is empty"; a file that cannot be
- *   read or is not a tokenizer fails with "cannot load tokenizer PATH: REASON".
+ *   read or is not a tokenizer fails with "cannot load tokenizer PATH: REASON":
+ *   only a regular file is read (a FIFO or a device fails at once), of at most
+ *   `C_EMBED_RUNTIME_MAX_TOKENIZER_BYTES` bytes (default 128 MiB), and a
+ *   tokenizer that cannot encode the empty text, or panics on a probe text, is
+ *   refused here.
  *   Its own truncation and padding settings are ignored: texts are truncated to
  *   `seq_len` tokens with the special tokens kept (see `c_embed_runtime_tokenize`).
  * - the other arguments: as for `c_embed_runtime_create`.
@@ -373,8 +377,10 @@ int32_t c_embed_runtime_embed_text(void *handle, const char *utf8_text, float *o
  * - `out_vecs`: room for `count * out_dim` floats; must not be NULL.
  *
  * Returns 1 when every text succeeded, else 0 and `c_embed_runtime_last_error`
- * says why (naming the first bad text as `texts[I]`); after a failure `out_vecs`
- * may be partly written. Thread rules as for `c_embed_runtime_embed`. Allocates
+ * says why (naming the first bad text as `texts[I]`, a tokenizer error too; a
+ * model error names no text: rows share runs); after a failure `out_vecs` may
+ * be partly written. Any number of texts takes bounded memory: they are
+ * tokenized and embedded in windows of rows. Thread rules as for `c_embed_runtime_embed`. Allocates
  * as `c_embed_runtime_embed_text`. Only in builds with the `text` feature.
  *
  * # Safety

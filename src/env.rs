@@ -1,7 +1,8 @@
 //! Every environment variable of the project, in one place: those the library
 //! reads (and when), and the one its drop-in source and its Python package read
-//! to find the library. The code that reads one names it from here, and a unit
-//! test below checks that no other file of `src/` spells a variable's name.
+//! to find the library. The code that reads one names it from here, and
+//! `tests/source_rules.rs` checks that no other file of `src/` spells a
+//! variable's name.
 
 /// The ONNX Runtime library to load, read at each `create` until one loads;
 /// when set and not empty nothing else is tried (src/ort/search.rs has the
@@ -44,8 +45,16 @@ pub const TEST_OPENVINO_OPTIONS_ENV: &str = "C_EMBED_RUNTIME_TEST_OPENVINO_OPTIO
 /// `C_EMBED_RUNTIME_LIB`).
 pub const LIBRARY_ENV: &str = "C_EMBED_RUNTIME_LIBRARY";
 
+/// Bytes, read at each create with a tokenizer: a `tokenizer.json` larger than
+/// this is refused (default [`DEFAULT_MAX_TOKENIZER_BYTES`]).
+pub const MAX_TOKENIZER_BYTES_ENV: &str = "C_EMBED_RUNTIME_MAX_TOKENIZER_BYTES";
+
+/// 128 MiB: several times the largest `tokenizer.json` of common text models
+/// (tens of MB), far below what would strain a host.
+pub const DEFAULT_MAX_TOKENIZER_BYTES: u64 = 128 << 20;
+
 /// Every variable above.
-pub const ALL: [&str; 8] = [
+pub const ALL: [&str; 9] = [
     ORT_PATH_ENV,
     ORT_LOG_ENV,
     RUN_TIMEOUT_ENV,
@@ -54,15 +63,25 @@ pub const ALL: [&str; 8] = [
     OPENVINO_GPU_GATE_ENV,
     TEST_OPENVINO_OPTIONS_ENV,
     LIBRARY_ENV,
+    MAX_TOKENIZER_BYTES_ENV,
 ];
 
-/// Whether a gate variable's value (one of the 1/true/yes/on variables above) turns the gate on (1/true/yes/on, any case).
+/// Whether a gate variable's value turns the gate on (1/true/yes/on, any case).
 pub fn gate_is_on(value: Option<&str>) -> bool {
     value.is_some_and(|v| {
         ["1", "true", "yes", "on"]
             .iter()
             .any(|on| v.eq_ignore_ascii_case(on))
     })
+}
+
+/// The value of the number variable `name`, or `default` when it is not set
+/// or not a number.
+pub fn number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
 }
 
 /// Whether the gate variable `name` is set on.
@@ -73,37 +92,6 @@ pub fn is_on(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
-
-    /// The `.rs` files under `dir`, recursively.
-    fn sources(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                sources(&path, found);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                found.push(path);
-            }
-        }
-    }
-
-    #[test]
-    fn no_other_source_file_spells_a_variable() {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut files = Vec::new();
-        sources(&src, &mut files);
-        for file in files.iter().filter(|f| !f.ends_with("env.rs")) {
-            let text = std::fs::read_to_string(file).unwrap();
-            for name in ALL {
-                assert!(
-                    !text.contains(&format!("\"{name}\"")),
-                    "{} spells \"{name}\": name it as crate::env does",
-                    file.display()
-                );
-            }
-        }
-    }
-
     #[test]
     fn gate_accepts_the_contract_spellings_only() {
         for on in ["1", "true", "TRUE", "Yes", "on", "ON"] {

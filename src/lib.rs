@@ -1,6 +1,6 @@
 //! c_embed_runtime: a drop-in Rust replacement for the C++ `libc_embed_runtime.so`
 //! text-embedding library, over ONNX Runtime. The layers, top down (each names
-//! only those below it; `tests/layers.rs` checks):
+//! only those below it; `tests/source_rules.rs` checks):
 //!
 //! - [`ffi`]: the exported C ABI (thin: pointers, panics, error strings).
 //! - `text` (feature `text`, on by default): `tokenizer.json` tokenizers and text in.
@@ -12,7 +12,7 @@
 //! - below them all: `tokens` (the caller's token rows, as every layer sees
 //!   them), `postprocess` (output validation, mean pooling, folding and
 //!   normalisation), [`env`](mod@env) (every environment variable, in one
-//!   place), [`error`] and [`error_strings`] (errors and the contract's fixed
+//!   place), `panics` (panics caught without a word to stderr), [`error`] and [`error_strings`] (errors and the contract's fixed
 //!   strings, also written for the C and Python tests), and `alloc_counter`
 //!   (feature `alloc-counter`, benchmark builds only: counts Rust heap
 //!   allocations).
@@ -29,6 +29,7 @@ pub mod error_strings;
 pub mod ffi;
 pub mod model;
 pub mod ort;
+mod panics;
 mod postprocess;
 pub mod run;
 #[cfg(feature = "text")]

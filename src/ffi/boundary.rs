@@ -1,9 +1,9 @@
 //! The panic boundary and the pointer helpers every exported function uses.
 
 use std::ffi::{c_char, c_int, CStr};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// Runs `body`, turning a panic into `on_panic` so that no unwind crosses the C ABI.
+/// Runs `body`, turning a panic into `on_panic` so that no unwind crosses the C
+/// ABI and nothing is printed (`crate::panics`).
 ///
 /// Thread cancellation is disabled for the duration: a `pthread_cancel` acting
 /// inside the library (on a wait of ONNX Runtime or of a lock) would unwind
@@ -12,7 +12,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// call returns.
 pub fn catch_panic<R>(on_panic: R, body: impl FnOnce() -> R) -> R {
     let _no_cancel = CancelDisabled::new();
-    catch_unwind(AssertUnwindSafe(body)).unwrap_or(on_panic)
+    crate::panics::quietly(body).unwrap_or(on_panic)
 }
 
 // POSIX, not in the `libc` crate for Linux; the values are those of glibc and musl.

@@ -53,7 +53,7 @@ thread_local! {
 }
 
 extern "C" fn prepare() {
-    let _ = std::panic::catch_unwind(|| {
+    let _ = crate::panics::quietly(|| {
         let held = HeldLocks {
             _handles: HANDLES.hold(),
             watchdog: watchdog::lock_for_fork(),
@@ -64,14 +64,14 @@ extern "C" fn prepare() {
 }
 
 extern "C" fn parent() {
-    let _ = std::panic::catch_unwind(|| {
+    let _ = crate::panics::quietly(|| {
         let _ = HELD.try_with(|slot| slot.borrow_mut().take());
     });
 }
 
 extern "C" fn child() {
     GENERATION.fetch_add(1, Ordering::AcqRel);
-    let _ = std::panic::catch_unwind(|| {
+    let _ = crate::panics::quietly(|| {
         let _ = HELD.try_with(|slot| {
             if let Some(held) = slot.borrow_mut().take() {
                 held.watchdog.reset_in_child();

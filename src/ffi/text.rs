@@ -25,7 +25,11 @@ const NO_TOKENIZER: EmbedError = EmbedError::library(error_strings::NO_TOKENIZER
 ///
 /// - `tokenizer_path`: path of a `tokenizer.json` (NUL-terminated, any bytes but
 ///   NUL). NULL or "" fails with "tokenizer path is empty"; a file that cannot be
-///   read or is not a tokenizer fails with "cannot load tokenizer PATH: REASON".
+///   read or is not a tokenizer fails with "cannot load tokenizer PATH: REASON":
+///   only a regular file is read (a FIFO or a device fails at once), of at most
+///   `C_EMBED_RUNTIME_MAX_TOKENIZER_BYTES` bytes (default 128 MiB), and a
+///   tokenizer that cannot encode the empty text, or panics on a probe text, is
+///   refused here.
 ///   Its own truncation and padding settings are ignored: texts are truncated to
 ///   `seq_len` tokens with the special tokens kept (see `c_embed_runtime_tokenize`).
 /// - the other arguments: as for `c_embed_runtime_create`.
@@ -116,8 +120,10 @@ pub unsafe extern "C" fn c_embed_runtime_embed_text(
 /// - `out_vecs`: room for `count * out_dim` floats; must not be NULL.
 ///
 /// Returns 1 when every text succeeded, else 0 and `c_embed_runtime_last_error`
-/// says why (naming the first bad text as `texts[I]`); after a failure `out_vecs`
-/// may be partly written. Thread rules as for `c_embed_runtime_embed`. Allocates
+/// says why (naming the first bad text as `texts[I]`, a tokenizer error too; a
+/// model error names no text: rows share runs); after a failure `out_vecs` may
+/// be partly written. Any number of texts takes bounded memory: they are
+/// tokenized and embedded in windows of rows. Thread rules as for `c_embed_runtime_embed`. Allocates
 /// as `c_embed_runtime_embed_text`. Only in builds with the `text` feature.
 ///
 /// # Safety
@@ -141,6 +147,16 @@ enum Naming {
     Single,
     /// "texts[I]"
     Indexed,
+}
+
+impl Naming {
+    /// The name of the caller's text `index`.
+    fn name(self, index: usize) -> String {
+        match self {
+            Naming::Single => "text".to_owned(),
+            Naming::Indexed => format!("texts[{index}]"),
+        }
+    }
 }
 
 /// `c_embed_runtime_embed_text_batch`, with errors naming the texts as `naming` says.
@@ -184,7 +200,7 @@ unsafe fn embed_texts(
                 // SAFETY: each element is NULL or NUL-terminated (the caller's contract).
                 .map(|(i, &text)| utf8(unsafe { optional_c_str(text) }, naming, i))
                 .collect::<Result<Vec<&str>, _>>()?;
-            tokenizer.embed(&handle.runtime, &texts, out)
+            tokenizer.embed(&handle.runtime, &texts, out, &|i| naming.name(i))
         })
     })
 }
@@ -270,10 +286,7 @@ fn tokenizer_of(handle: &Handle) -> Result<&TextTokenizer, EmbedError> {
 
 /// A caller's text as UTF-8; errors name it as `naming` says (`index`: its place).
 fn utf8(text: Option<&CStr>, naming: Naming, index: usize) -> Result<&str, EmbedError> {
-    let name = match naming {
-        Naming::Single => "text".to_owned(),
-        Naming::Indexed => format!("texts[{index}]"),
-    };
+    let name = naming.name(index);
     let text = text.ok_or_else(|| {
         EmbedError::library_owned(format!("{name}{}", error_strings::ARGUMENT_IS_NULL))
     })?;

@@ -139,10 +139,8 @@ impl Helper {
             let batch = unsafe { batch.as_ref() };
             let state_now = &mut *state;
             state_now.result = match state_now.worker.as_mut() {
-                Some(worker) => {
-                    let work = std::panic::AssertUnwindSafe(|| batch.work(place, worker));
-                    std::panic::catch_unwind(work).unwrap_or(Err(EmbedError::unknown()))
-                }
+                Some(worker) => crate::panics::quietly(|| batch.work(place, worker))
+                    .unwrap_or(Err(EmbedError::unknown())),
                 None => Err(EmbedError::library(HELPER_LOST)),
             };
             state.batch = None;

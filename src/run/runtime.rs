@@ -233,22 +233,20 @@ impl EmbedRuntime {
 
     /// Bytes held by the pooled buffers of every caller and helper.
     pub fn pool_bytes(&self) -> usize {
-        let crew = self.crew.as_ref().map_or(0, |c| {
-            c.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .sum(Worker::pool_bytes)
-        });
-        self.callers.sum(|c| c.worker.pool_bytes()) + crew
+        self.sum_workers(Worker::pool_bytes)
     }
 
     /// ONNX Runtime runs made on this handle (create's warm-up runs included).
     pub fn runs(&self) -> usize {
+        self.sum_workers(Worker::runs)
+    }
+
+    /// `f` summed over the workers of every caller and helper.
+    fn sum_workers(&self, f: fn(&Worker) -> usize) -> usize {
         let crew = self.crew.as_ref().map_or(0, |c| {
-            c.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .sum(Worker::runs)
+            c.lock().unwrap_or_else(PoisonError::into_inner).sum(f)
         });
-        self.callers.sum(|c| c.worker.runs()) + crew
+        self.callers.sum(|c| f(&c.worker)) + crew
     }
 
     /// Run shapes whose tensors the callers' buffers keep.

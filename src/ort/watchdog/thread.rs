@@ -13,7 +13,7 @@ impl WatchThread {
     pub(super) fn spawn(epoch: u64) -> Option<Self> {
         extern "C" fn run(epoch: *mut c_void) -> *mut c_void {
             // A panic cannot leave a thread started by pthread_create.
-            let _ = std::panic::catch_unwind(|| super::watch_runs(epoch as usize as u64));
+            let _ = crate::panics::quietly(|| super::watch_runs(epoch as usize as u64));
             std::ptr::null_mut()
         }
         let mut thread: libc::pthread_t = 0;

@@ -1,5 +1,6 @@
-//! The layers of src/ (lib.rs lists them), checked: a module names only the
-//! layers below its own, so the tree has no import cycle between them.
+//! Rules of the source tree, checked: the layers of src/ (lib.rs lists them;
+//! a module names only the layers below its own, so there is no import cycle
+//! between them), and every environment variable named through `crate::env`.
 
 use std::path::{Path, PathBuf};
 
@@ -82,4 +83,21 @@ fn no_module_names_a_layer_above_its_own() {
         checked > 50,
         "only {checked} crate paths seen: is the scan broken?"
     );
+}
+
+#[test]
+fn no_file_but_env_rs_spells_a_variable() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    for file in files.iter().filter(|f| !f.ends_with("env.rs")) {
+        let text = std::fs::read_to_string(file).unwrap();
+        for name in c_embed_runtime::env::ALL {
+            assert!(
+                !text.contains(&format!("\"{name}\"")),
+                "{} spells \"{name}\": name it as crate::env does",
+                file.display()
+            );
+        }
+    }
 }
