@@ -20,6 +20,10 @@
 /// Rows sorted and grouped together. Larger batches are cut into windows.
 pub const WINDOW: usize = 256;
 
+/// Most workers a window's groups are dealt to (the caller and its helpers:
+/// `threads` is at most 64).
+pub const MAX_WORKERS: usize = 64;
+
 /// Which rows may share a run (the model's class).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Grouping {
@@ -71,6 +75,13 @@ pub struct Grouper {
     cut: Vec<u32>,
     /// Group ends (exclusive) into `order`, in order.
     ends: Vec<u32>,
+    /// Which worker runs each group ([`Grouper::deal`]).
+    owners: Vec<u8>,
+    /// Each worker's dealt cost so far.
+    loads: Vec<f64>,
+    /// Each group's cost, and the groups by decreasing cost (for the deal).
+    costs: Vec<f64>,
+    by_cost: Vec<u32>,
 }
 
 impl Default for Grouper {
@@ -86,7 +97,51 @@ impl Grouper {
             best: Vec::with_capacity(WINDOW + 1),
             cut: Vec::with_capacity(WINDOW + 1),
             ends: Vec::with_capacity(WINDOW),
+            owners: Vec::with_capacity(WINDOW),
+            loads: Vec::with_capacity(MAX_WORKERS),
+            costs: Vec::with_capacity(WINDOW),
+            by_cost: Vec::with_capacity(WINDOW),
         }
+    }
+
+    /// Deals the planned groups to `workers` workers, balancing their cost
+    /// (the costliest first, each to the least loaded worker): deterministic,
+    /// so a worker meets the same run shapes on every call of the same batch.
+    /// `lens`: the rows' own lengths, as given to [`Self::plan`].
+    pub fn deal(&mut self, workers: usize, lens: &[usize], cost: CostModel) {
+        let workers = workers.clamp(1, MAX_WORKERS);
+        let groups = self.ends.len();
+        self.costs.clear();
+        for g in 0..groups {
+            let group = self.group(g);
+            let len = group.iter().map(|&r| lens[r as usize]).max().unwrap_or(1);
+            self.costs.push(cost.run(group.len(), len));
+        }
+        self.by_cost.clear();
+        self.by_cost.extend(0..groups as u32);
+        let costs = &self.costs;
+        // Unstable sorts never allocate; ties keep a fixed order by index.
+        self.by_cost.sort_unstable_by(|&a, &b| {
+            costs[b as usize]
+                .total_cmp(&costs[a as usize])
+                .then(a.cmp(&b))
+        });
+        self.owners.clear();
+        self.owners.resize(groups, 0);
+        self.loads.clear();
+        self.loads.resize(workers, 0.0);
+        for &g in &self.by_cost {
+            let least = (0..workers)
+                .min_by(|&a, &b| self.loads[a].total_cmp(&self.loads[b]))
+                .unwrap_or(0);
+            self.loads[least] += self.costs[g as usize];
+            self.owners[g as usize] = least as u8;
+        }
+    }
+
+    /// Which worker runs each group, after [`Self::deal`].
+    pub fn owners(&self) -> &[u8] {
+        &self.owners
     }
 
     /// Plans the runs of rows whose own lengths are `lens` (at most [`WINDOW`]).
@@ -169,6 +224,24 @@ mod tests {
         let mut g = Grouper::new();
         g.plan(lens, grouping, MINILM, &|_| max);
         (0..g.group_count()).map(|i| g.group(i).to_vec()).collect()
+    }
+
+    #[test]
+    fn groups_are_dealt_by_cost() {
+        // Rows of 60, 50, 10 and 5 tokens, each alone: one worker takes the
+        // longest, the other the next two, then the shortest goes to the first.
+        let lens = [5, 60, 10, 50];
+        let mut g = Grouper::new();
+        g.plan(&lens, Grouping::Single, MINILM, &|_| 1);
+        g.deal(2, &lens, MINILM);
+        let owner_of =
+            |row: u32| g.owners()[(0..g.group_count()).find(|&i| g.group(i) == [row]).unwrap()];
+        assert_eq!(owner_of(1), 0);
+        assert_eq!(owner_of(3), 1);
+        assert_eq!(owner_of(2), 1);
+        assert_eq!(owner_of(0), 0);
+        g.deal(1, &lens, MINILM);
+        assert!(g.owners().iter().all(|&o| o == 0));
     }
 
     #[test]

@@ -2,11 +2,11 @@
 //!
 //! A [`Batch`] is a call's groups and the one job that embeds a group
 //! (`ModelRunner::embed_group`). Whoever works on it, the caller's thread
-//! alone or with a handle's [`Crew`], runs its share of the groups, dealt in
-//! turn from the longest down, until done or one failed anywhere. A fixed
-//! deal (rather than taking the next free group) balances as well on sorted
-//! groups and lets each worker meet the same run shapes on every call of the
-//! same batch, so its cached tensors serve it: no allocation in steady state.
+//! alone or with a handle's [`Crew`], runs its share of the groups, dealt by
+//! cost (`Grouper::deal`), until done or one failed anywhere. A fixed deal
+//! (rather than taking the next free group) lets each worker meet the same
+//! run shapes on every call of the same batch, so its cached tensors serve it:
+//! no allocation in steady state.
 //!
 //! **Crew.** A handle with `threads` N > 1 on the CPU has N - 1 helper
 //! threads, started on its first batch of two groups or more and persistent,
@@ -22,7 +22,7 @@
 //! [`Posted`] if the caller's own work panics.
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
@@ -37,32 +37,31 @@ pub(crate) type GroupJob<'a> = dyn Fn(&mut Worker, usize) -> Result<(), EmbedErr
 /// The groups of one call (see the module docs).
 pub(crate) struct Batch<'a> {
     job: &'a GroupJob<'a>,
-    groups: usize,
-    /// Workers sharing the groups: the caller and the helpers it posted to.
-    workers: AtomicUsize,
+    /// Which worker runs each group (0: the caller).
+    owners: &'a [u8],
     failed: AtomicBool,
 }
 
 impl<'a> Batch<'a> {
-    pub(crate) fn new(groups: usize, job: &'a GroupJob<'a>) -> Self {
+    pub(crate) fn new(owners: &'a [u8], job: &'a GroupJob<'a>) -> Self {
         Self {
             job,
-            groups,
-            workers: AtomicUsize::new(1),
+            owners,
             failed: AtomicBool::new(false),
         }
     }
 
-    /// Runs the share of worker `place` (0: the caller) with `worker`, until
-    /// done or a group failed anywhere. The groups are sorted by length; the
-    /// deal starts from the longest.
+    /// Runs the groups of worker `place` (0: the caller) with `worker`, the
+    /// last planned (the longest) first, until done or a group failed anywhere.
     pub(crate) fn work(&self, place: usize, worker: &mut Worker) -> Result<(), EmbedError> {
-        let workers = self.workers.load(Ordering::Acquire);
-        for turn in (place..self.groups).step_by(workers) {
+        for (g, &owner) in self.owners.iter().enumerate().rev() {
+            if usize::from(owner) != place {
+                continue;
+            }
             if self.failed.load(Ordering::Relaxed) {
                 break;
             }
-            if let Err(error) = (self.job)(worker, self.groups - 1 - turn) {
+            if let Err(error) = (self.job)(worker, g) {
                 self.failed.store(true, Ordering::Relaxed);
                 return Err(error);
             }
@@ -217,12 +216,18 @@ impl Crew {
         Ok(())
     }
 
-    /// Works on `batch` with the caller's `worker` and the helpers, returning
-    /// once all are done: the first error, if any.
+    /// The workers a window of `groups` groups is dealt to: the caller and up
+    /// to one helper a group more.
+    pub(crate) fn workers(&self, groups: usize) -> usize {
+        1 + self.wanted.min(groups.saturating_sub(1))
+    }
+
+    /// Works on `batch` (dealt to [`Self::workers`] workers) with the caller's
+    /// `worker` and the helpers, returning once all are done: the first error,
+    /// if any.
     pub(crate) fn run(&mut self, batch: &Batch<'_>, worker: &mut Worker) -> Result<(), EmbedError> {
         self.start()?;
-        let wanted = self.helpers.len().min(batch.groups.saturating_sub(1));
-        batch.workers.store(1 + wanted, Ordering::Release);
+        let wanted = self.workers(batch.owners.len()) - 1;
         let mut posted = Posted { helpers: &[] };
         for (index, helper) in self.helpers[..wanted].iter().enumerate() {
             let batch = NonNull::from(batch).cast();

@@ -243,15 +243,18 @@ impl ModelRunner {
             );
             let grouping = shapes::grouping(&self.policy);
             grouper.plan(lens, grouping, self.cost, &|len| self.max_rows(len));
+            let groups = grouper.group_count();
+            let workers = crew.as_deref().map_or(1, |crew| crew.workers(groups));
+            grouper.deal(workers, lens, self.cost);
             let (grouper, lens) = (&*grouper, &lens[..]);
             let job = |worker: &mut Worker, g: usize| {
                 let group = Group::new(&window, grouper.group(g), lens);
                 self.embed_group(worker, &group, &vectors)?;
                 after_run()
             };
-            let batch = Batch::new(grouper.group_count(), &job);
+            let batch = Batch::new(grouper.owners(), &job);
             result = match crew.as_deref_mut() {
-                Some(crew) if grouper.group_count() > 1 => crew.run(&batch, worker),
+                Some(crew) if workers > 1 => crew.run(&batch, worker),
                 _ => batch.work(0, worker),
             };
             if result.is_err() {
