@@ -16,6 +16,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "tokens",
             "postprocess",
+            "panics",
             "error",
             "error_strings",
             "env",
@@ -28,7 +29,7 @@ fn layer_of(module: &str) -> usize {
     LAYERS
         .iter()
         .position(|(_, modules)| modules.contains(&module))
-        .unwrap_or_else(|| panic!("module `{module}` is in no layer of tests/layers.rs"))
+        .unwrap_or_else(|| panic!("module `{module}` is in no layer of tests/source_rules.rs"))
 }
 
 fn sources(dir: &Path, found: &mut Vec<PathBuf>) {
