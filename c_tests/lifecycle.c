@@ -334,6 +334,48 @@ static void case_thread_cancel(int64_t unused)
     free(out);
 }
 
+/* A thread that only calls the library: its cancel stays pending (every call
+ * runs with cancellation disabled, and none is a cancellation point once it
+ * has returned) until the thread reaches a cancellation point of its own. */
+static atomic_int g_may_test_cancel;
+static atomic_long g_calls_after_cancel;
+
+static void *only_library_calls(void *arg)
+{
+    const char *path = arg;
+    float *out = new_vec(DIM);
+    int64_t *ids = make_ids(SEQ, 5);
+    void *h = c_embed_runtime_create(path, "CPU", SEQ, DIM, 1, 0);
+    for (;;) {
+        c_embed_runtime_embed(h, ids, NULL, NULL, out);
+        if (atomic_load(&g_may_test_cancel)) {
+            atomic_fetch_add(&g_calls_after_cancel, 1);
+            pthread_testcancel();
+        }
+    }
+    return NULL;
+}
+
+static void case_cancel_waits_for_the_callers_cancellation_point(int64_t unused)
+{
+    (void)unused;
+    char path[256];
+    model_path(path, sizeof path, "tiny_bert");
+    pthread_t tid;
+    CHECK(pthread_create(&tid, NULL, only_library_calls, path) == 0);
+    struct timespec pause = {0, 200L * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    CHECK(pthread_cancel(tid) == 0);
+    nanosleep(&pause, NULL);
+    /* Still running: it has reached no cancellation point of its own. */
+    CHECK_INT(pthread_tryjoin_np(tid, NULL), EBUSY);
+    atomic_store(&g_may_test_cancel, 1);
+    void *result = NULL;
+    CHECK(pthread_join(tid, &result) == 0);
+    CHECK(result == PTHREAD_CANCELED);
+    CHECK(atomic_load(&g_calls_after_cancel) == 1);
+}
+
 /* ---- 4. runs that never finish ------------------------------------------------ */
 
 /* Create of a model whose self-check run never ends fails after the limit. */
@@ -659,6 +701,7 @@ static const child_case CASES[] = {
     {"fork while two threads embed", case_fork_while_embedding, 1},
     {"fork while two threads embed, threads 2", case_fork_while_embedding, 2},
     {"pthread_cancel inside the library", case_thread_cancel, 0},
+    {"pthread_cancel of a thread that only calls the library", case_cancel_waits_for_the_callers_cancellation_point, 0},
     {"run-time limit at create", case_run_limit_at_create, 0},
     {"run-time limit at embed", case_run_limit_at_embed, 0},
     {"destroy stops runs in flight", case_destroy_stops_runs, 0},

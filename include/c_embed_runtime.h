@@ -10,6 +10,9 @@
  * embed with one handle at once; a destroy while other threads are inside a
  * call on the handle stops their runs (those calls fail with
  * std_error:handle_destroyed), waits for them to return, then frees it.
+ * Cancellation is disabled during every call: a pthread_cancel stays pending
+ * until the thread's own next cancellation point after the call (none of the
+ * library's functions is one), e.g. pthread_testcancel() between calls.
  *
  * Strings: every returned string is owned by the library (never free it) and
  * never NULL. Static strings (device names, the version, invalid-handle values)

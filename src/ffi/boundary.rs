@@ -8,8 +8,8 @@ use std::ffi::{c_char, c_int, CStr};
 /// Thread cancellation is disabled for the duration: a `pthread_cancel` acting
 /// inside the library (on a wait of ONNX Runtime or of a lock) would unwind
 /// through frames that cannot be unwound and abort the process. A pending
-/// cancellation takes effect at the caller's next cancellation point after the
-/// call returns.
+/// cancellation takes effect at the caller's next cancellation point of its
+/// own after the call returns (restoring the state is not one).
 pub fn catch_panic<R>(on_panic: R, body: impl FnOnce() -> R) -> R {
     let _no_cancel = CancelDisabled::new();
     crate::panics::quietly(body).unwrap_or(on_panic)

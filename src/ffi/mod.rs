@@ -10,8 +10,10 @@
 //! memory the value might point to.
 //!
 //! **Threads, fork.** Thread cancellation is disabled during every call: a
-//! `pthread_cancel` takes effect at the thread's first cancellation point after
-//! the call returns. In the child of a `fork()`, handles made before the fork
+//! `pthread_cancel` stays pending until the thread's first cancellation point
+//! of its own after the call returns (no library call is one), so a thread
+//! that only calls the library is cancelled only if it calls
+//! `pthread_testcancel()` between calls. In the child of a `fork()`, handles made before the fork
 //! fail every embed with "handle was created before fork(); create a new
 //! handle in the child" (the getters still answer); handles made in the child
 //! work. A handle value is valid only in the copy of the library that made it,
