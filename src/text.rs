@@ -79,6 +79,22 @@ pub const MAX_WORD_CHARS: usize = 200;
 /// The error of an encode that panicked inside `tokenizers`.
 const ENCODE_PANICKED: &str = "tokenizer: the tokenizers library panicked while encoding";
 
+/// Why an encode failed: the tokenizer refused the text, or panicked.
+#[derive(Debug)]
+enum EncodeFailure {
+    Refused(EmbedError),
+    Panicked,
+}
+
+impl From<EncodeFailure> for EmbedError {
+    fn from(failure: EncodeFailure) -> Self {
+        match failure {
+            EncodeFailure::Refused(error) => error,
+            EncodeFailure::Panicked => EmbedError::library(ENCODE_PANICKED),
+        }
+    }
+}
+
 /// One handle's tokenizer, set up for its `seq_len`.
 pub struct TextTokenizer {
     tokenizer: Tokenizer,
@@ -150,21 +166,17 @@ impl TextTokenizer {
             seq_len,
             rows: RowPool::default(),
         };
-        let mut row = vec![0i64; seq_len];
         for text in ["", PROBE_TEXT] {
-            let probe = RowMut {
-                ids: Some(&mut row),
-                mask: None,
-                token_types: None,
+            let refused = match loaded.encode_bounded(text) {
+                Err(failure @ EncodeFailure::Panicked) => Some(EmbedError::from(failure)),
+                Err(EncodeFailure::Refused(error)) if text.is_empty() => Some(error),
+                _ => None,
             };
-            match loaded.encode_into(text, probe) {
-                Err(e) if text.is_empty() || e.message == ENCODE_PANICKED => {
-                    return Err(cannot(&format_args!(
-                        "it cannot encode the probe text {text:?}: {}",
-                        e.message
-                    )))
-                }
-                _ => {}
+            if let Some(error) = refused {
+                return Err(cannot(&format_args!(
+                    "it cannot encode the probe text {text:?}: {}",
+                    error.message
+                )));
             }
         }
         Ok(loaded)
@@ -201,14 +213,16 @@ impl TextTokenizer {
     }
 
     /// Encodes as much of `text` as can yield `seq_len` tokens (see the module docs).
-    fn encode_bounded(&self, text: &str) -> Result<Encoding, EmbedError> {
+    fn encode_bounded(&self, text: &str) -> Result<Encoding, EncodeFailure> {
         let most = self.seq_len.saturating_mul(MAX_BYTES_PER_TOKEN);
         let mut budget = self.seq_len.saturating_mul(FIRST_BYTES_PER_TOKEN).min(most);
         loop {
             let (part, whole) = prefix(text, budget);
             let encoding = crate::panics::quietly(|| self.tokenizer.encode(part, true))
-                .map_err(|_| EmbedError::library(ENCODE_PANICKED))?
-                .map_err(|e| EmbedError::library_owned(format!("tokenizer: {e}")))?;
+                .map_err(|_| EncodeFailure::Panicked)?
+                .map_err(|e| {
+                    EncodeFailure::Refused(EmbedError::library_owned(format!("tokenizer: {e}")))
+                })?;
             // Cut by truncation: the part holds more than `seq_len` tokens.
             if whole || !encoding.get_overflowing().is_empty() || budget >= most {
                 return Ok(encoding);

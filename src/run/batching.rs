@@ -111,6 +111,11 @@ impl Grouper {
     pub fn deal(&mut self, workers: usize, lens: &[usize], cost: CostModel) {
         let workers = workers.clamp(1, MAX_WORKERS);
         let groups = self.ends.len();
+        self.owners.clear();
+        self.owners.resize(groups, 0);
+        if workers == 1 {
+            return; // every group is the caller's: no costs to weigh
+        }
         self.costs.clear();
         for g in 0..groups {
             let group = self.group(g);
@@ -126,8 +131,6 @@ impl Grouper {
                 .total_cmp(&costs[a as usize])
                 .then(a.cmp(&b))
         });
-        self.owners.clear();
-        self.owners.resize(groups, 0);
         self.loads.clear();
         self.loads.resize(workers, 0.0);
         for &g in &self.by_cost {
